@@ -1,0 +1,19 @@
+"""skarim: radio-interferometric imaging with a learned deconvolver.
+
+The data flow, one module per stage:
+
+1. :mod:`skarim.read`     -- Measurement Set -> Stokes I visibilities in bounded row chunks
+2. :mod:`skarim.grid`     -- ducc0 w-gridding per (channel, tile) into the Zarr store
+3. :mod:`skarim.operator` -- the differentiable per-tile measurement operator (PyTorch)
+4. :mod:`skarim.deconvolve` -- the Recurrent Inference Machine (:mod:`skarim.rim`) per tile
+5. :mod:`skarim.write`    -- FITS cubes with Astropy
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("skarim")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]
