@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _WSCLEAN_UNITS = {"asec": "arcsec", "amin": "arcmin"}
+_FLAG_OF_FIELD = {"grid.npix_x": "--size", "grid.npix_y": "--size", "grid.cell_rad": "--scale"}
 
 
 def parse_angle_rad(text: str | float) -> float:
@@ -161,6 +162,15 @@ class GridConfig(_Frozen):
     double_precision: bool = False
     nthreads: int = 1
     facet_pix: int = 8192
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tile_fits_image(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tile" not in data:
+            sizes = [data.get(k) for k in ("npix_x", "npix_y") if isinstance(data.get(k), int)]
+            if sizes and min(sizes) < 256:
+                data = {**data, "tile": min(sizes)}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> GridConfig:
@@ -311,5 +321,8 @@ def load_run_config(yaml_path: Path | None, overrides: dict[str, dict[str, Any]]
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            flag = _FLAG_OF_FIELD.get(where, where)
+            raise InputError(f"missing {flag}: give it on the command line or in the config") from None
         msg = err["msg"].removeprefix("Value error, ")
         raise InputError(f"invalid configuration {where}: {msg}" if where else msg) from None

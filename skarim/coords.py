@@ -109,8 +109,9 @@ class ImageWCS:
         return self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
-        return hash(tuple((k, tuple(v) if isinstance(v, list) else v)
-                          for k, v in self.to_dict().items()))
+        return hash(
+            tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.to_dict().items())
+        )
 
     @property
     def nchan(self) -> int:
@@ -133,8 +134,9 @@ class ImageWCS:
         step_hz = np.diff(self.freq_hz)  # (nchan - 1,)
         return bool(
             step_hz[0] != 0
-            and np.all(np.abs(step_hz - step_hz[0]) <= _RELATIVE_SPACING_TOLERANCE
-                       * abs(step_hz[0]))
+            and np.all(
+                np.abs(step_hz - step_hz[0]) <= _RELATIVE_SPACING_TOLERANCE * abs(step_hz[0])
+            )
         )
 
     def freq_step_hz(self) -> float:
@@ -249,8 +251,7 @@ class ImageWCS:
         InputError
             If a field is missing or unknown, or a value is out of range.
         """
-        required = {"npix_x", "npix_y", "cell_rad", "ra_rad", "dec_rad", "freq_hz",
-                    "chan_width_hz"}
+        required = {"npix_x", "npix_y", "cell_rad", "ra_rad", "dec_rad", "freq_hz", "chan_width_hz"}
         optional = {"telescope", "date_obs"}
         missing = required - d.keys()
         unknown = d.keys() - required - optional

@@ -117,8 +117,9 @@ def write_cube(
         written (the previous file, if any, is then left as it was).
     """
     path = Path(path)
-    hdul = _cube_hdulist(data, wcs, bunit=bunit, beam=beam, channel_beams=channel_beams,
-                         btype=btype, history=history)
+    hdul = _cube_hdulist(
+        data, wcs, bunit=bunit, beam=beam, channel_beams=channel_beams, btype=btype, history=history
+    )
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
@@ -194,7 +195,7 @@ def _cube_hdulist(
     if beam is not None:
         header["BMAJ"] = (beam.major_deg, "restoring beam major axis FWHM (deg)")
         header["BMIN"] = (beam.minor_deg, "restoring beam minor axis FWHM (deg)")
-        header["BPA"] = (beam.pa_deg, "restoring beam position angle, east of north (deg)")
+        header["BPA"] = (beam.pa_deg, "beam position angle, east of north (deg)")
     if channel_beams is not None:
         header["CASAMBM"] = (True, "CASA multiple BEAMS table present")
     header["ORIGIN"] = f"skarim {__version__}"
@@ -216,12 +217,21 @@ def _beams_table(channel_beams: Sequence[Beam]) -> fits.BinTableHDU:
     """CASA's per-plane beam table for one polarisation: arcsec, deg, 0-based indices."""
     nchan = len(channel_beams)
     columns = [
-        fits.Column(name="BMAJ", format="1E", unit="arcsec",
-                    array=np.array([b.major_deg for b in channel_beams]) * _ARCSEC_PER_DEG),
-        fits.Column(name="BMIN", format="1E", unit="arcsec",
-                    array=np.array([b.minor_deg for b in channel_beams]) * _ARCSEC_PER_DEG),
-        fits.Column(name="BPA", format="1E", unit="deg",
-                    array=np.array([b.pa_deg for b in channel_beams])),
+        fits.Column(
+            name="BMAJ",
+            format="1E",
+            unit="arcsec",
+            array=np.array([b.major_deg for b in channel_beams]) * _ARCSEC_PER_DEG,
+        ),
+        fits.Column(
+            name="BMIN",
+            format="1E",
+            unit="arcsec",
+            array=np.array([b.minor_deg for b in channel_beams]) * _ARCSEC_PER_DEG,
+        ),
+        fits.Column(
+            name="BPA", format="1E", unit="deg", array=np.array([b.pa_deg for b in channel_beams])
+        ),
         fits.Column(name="CHAN", format="1J", array=np.arange(nchan, dtype=np.int32)),
         fits.Column(name="POL", format="1J", array=np.zeros(nchan, dtype=np.int32)),
     ]

@@ -1,0 +1,183 @@
+"""The ``skarim`` command line: parses flags into a :class:`~skarim.config.RunConfig` and calls.
+
+Flags follow WSClean where one exists (``--size 1024 1024``, ``--scale 1.5asec``,
+``--weight briggs 0``, ``--channels-out 4``, ``--name``, ``--data-column``). Every
+:class:`~skarim.errors.SkarimError` and every usage error ends the program with one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from skarim.config import RunConfig, Weighting, load_run_config
+from skarim.errors import InputError, SkarimError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="skarim: radio-interferometric imaging with a learned deconvolver.",
+)
+_err = Console(stderr=True)
+log = logging.getLogger("skarim")
+
+
+def _setup_logging(quiet: bool) -> None:
+    if not log.handlers:
+        handler = RichHandler(console=_err, show_path=False, show_time=True, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = re.split(r"[x, ]+", text.strip())
+    try:
+        values = [int(p) for p in parts if p]
+    except ValueError:
+        raise InputError(f"--size expects one or two integers, got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2:
+        raise InputError(f"--size expects one or two integers, got {text!r}")
+    return values[0], values[1]
+
+
+def _parse_weight(text: str) -> tuple[Weighting, float | None]:
+    parts = text.replace(":", " ").split()
+    names = ", ".join(w.value for w in Weighting)
+    if not parts or parts[0] not in {w.value for w in Weighting}:
+        raise InputError(f"unknown weighting {text!r}; choose one of: {names} (briggs takes a robustness)")
+    robust = None
+    if len(parts) > 1:
+        try:
+            robust = float(parts[1])
+        except ValueError:
+            raise InputError(f"briggs robustness must be a number, got {parts[1]!r}") from None
+    return Weighting(parts[0]), robust
+
+
+def _run_with_progress(cfg: RunConfig, quiet: bool) -> None:
+    from skarim.pipeline import run_imaging
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=_err, disable=quiet)
+    task = progress.add_task("tiles", total=None)
+
+    def plan(total: int) -> None:
+        progress.update(task, total=total)
+        progress.start()
+
+    try:
+        result = run_imaging(cfg, on_tiles=lambda n: progress.advance(task, n), on_plan=plan)
+    finally:
+        progress.stop()
+    for name, path in result.products.items():
+        log.info("%s: %s", name, path)
+
+
+@app.command()
+def image(
+    ms: Annotated[Path, typer.Argument(help="Measurement Set to image.")],
+    size: Annotated[str | None, typer.Option(help="Image size in pixels: N or 'N M' (x, y).")] = None,
+    scale: Annotated[str | None, typer.Option(help="Pixel size with units, e.g. 1.5asec.")] = None,
+    weight: Annotated[str | None, typer.Option(help="natural | uniform | 'briggs R'.")] = None,
+    channels_out: Annotated[int | None, typer.Option(help="Output channels.")] = None,
+    tile: Annotated[int | None, typer.Option(help="Tile side in pixels.")] = None,
+    name: Annotated[str | None, typer.Option(help="Prefix of the products.")] = None,
+    data_column: Annotated[str | None, typer.Option(help="Visibility column.")] = None,
+    field: Annotated[str | None, typer.Option(help="FIELD id or name.")] = None,
+    spw: Annotated[int | None, typer.Option(help="SPECTRAL_WINDOW id.")] = None,
+    channel_range: Annotated[str | None, typer.Option(help="Input channels 'START STOP'.")] = None,
+    dirty_only: Annotated[bool, typer.Option("--dirty-only", help="Grid dirty and PSF only.")] = False,
+    config: Annotated[Path | None, typer.Option(help="YAML run configuration.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads handed to ducc0.")] = None,
+    chunk_rows: Annotated[int | None, typer.Option(help="Rows read at a time.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a mismatched store.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Warnings only.")] = False,
+) -> None:
+    """Image a Measurement Set into FITS cubes (WSClean-like flags)."""
+    _setup_logging(quiet)
+    grid: dict[str, object] = {"channels_out": channels_out, "tile": tile, "nthreads": threads}
+    if size is not None:
+        grid["npix_x"], grid["npix_y"] = _parse_size(size)
+    if scale is not None:
+        grid["cell"] = scale
+    if weight is not None:
+        grid["weighting"], grid["robust"] = _parse_weight(weight)
+    read: dict[str, object] = {"ms": ms, "data_column": data_column, "field": field, "spw": spw,
+                               "chunk_rows": chunk_rows}
+    if channel_range is not None:
+        start, stop = _parse_size(channel_range)
+        read["chan_start"], read["chan_stop"] = start, stop
+    overrides = {
+        "read": read,
+        "grid": grid,
+        "output": {"name": name, "overwrite": overwrite or None},
+        "run": {"dirty_only": dirty_only or None},
+    }
+    cfg = load_run_config(config, overrides)
+    _run_with_progress(cfg, quiet)
+
+
+@app.command()
+def info(ms: Annotated[Path, typer.Argument(help="Measurement Set.")]) -> None:
+    """Summarise a Measurement Set: rows, antennas, channels, feeds, fields, suggested cell."""
+    from skarim.info import format_summary, summarise_ms
+
+    typer.echo(format_summary(summarise_ms(ms)))
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """Join WSClean-style multi-value flags into one token (``--size 1024 1024`` -> ``1024x1024``)."""
+    out: list[str] = []
+    i = 0
+    number = re.compile(r"^[-+]?\d+(\.\d*)?([eE][-+]?\d+)?$")
+    while i < len(argv):
+        tok = argv[i]
+        out.append(tok)
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        after = argv[i + 2] if i + 2 < len(argv) else None
+        if tok in ("--size", "--channel-range") and nxt is not None and after and after.isdigit():
+            out.append(f"{nxt}x{after}")
+            i += 3
+            continue
+        if tok == "--weight" and nxt == "briggs" and after is not None and number.match(after):
+            out.append(f"briggs:{after}")
+            i += 3
+            continue
+        i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``skarim`` console script."""
+    args = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="skarim", standalone_mode=False)
+    except SkarimError as exc:
+        _err.print(f"skarim: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err.print("skarim: interrupted", markup=False)
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        _err.print(f"skarim: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

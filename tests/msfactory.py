@@ -1,0 +1,86 @@
+"""Small Measurement Sets for tests, written with python-casacore through skarim's writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from skarim.measurement_set import SpectralWindow, write_ms
+
+C_M_S = 299792458.0
+
+
+def point_source_vis(
+    uvw_m: np.ndarray, freq_hz: np.ndarray, l_rad: float, m_rad: float, flux_jy: float = 1.0
+) -> np.ndarray:
+    """Visibilities ``(nrow, nchan)`` of a point source, measurement-equation convention."""
+    n = np.sqrt(1.0 - l_rad**2 - m_rad**2)
+    lam = C_M_S / freq_hz  # (nchan,)
+    phase = (uvw_m[:, 0:1] * l_rad + uvw_m[:, 1:2] * m_rad + uvw_m[:, 2:3] * (n - 1)) / lam
+    return flux_jy * np.exp(-2j * np.pi * phase)
+
+
+def random_uvw_m(rng: np.random.Generator, nrow: int, max_m: float, w_frac: float = 0.5) -> np.ndarray:
+    """Random ``(nrow, 3)`` baselines with a large w (non-coplanar)."""
+    uvw = rng.uniform(-max_m, max_m, size=(nrow, 3))
+    uvw[:, 2] *= w_frac
+    return uvw
+
+
+def write_stokes_i_ms(
+    path: Path,
+    uvw_m: np.ndarray,
+    freq_hz: np.ndarray,
+    vis_i: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    feeds: str = "linear",
+    corr_types: tuple[str, ...] | None = None,
+    phase_dir_rad: tuple[float, float] = (1.2, -0.5),
+    weight_spectrum: np.ndarray | None = None,
+) -> Path:
+    """Write an MS whose parallel hands both hold ``vis_i`` (unpolarised sky).
+
+    Parameters
+    ----------
+    weight : numpy.ndarray, optional
+        ``(nrow,)`` weight of each parallel hand (WEIGHT); default 1.
+    corr_types : tuple of str, optional
+        Correlation order; default ``XX XY YX YY`` or ``RR RL LR LL``.
+    weight_spectrum : numpy.ndarray, optional
+        ``(nrow, nchan)`` per-channel weight of each hand (WEIGHT_SPECTRUM).
+    """
+    nrow, nchan = vis_i.shape
+    if corr_types is None:
+        corr_types = ("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL")
+    ncorr = len(corr_types)
+    data = np.zeros((nrow, nchan, ncorr), dtype=np.complex64 if vis_i.dtype == np.complex64 else np.complex128)
+    for k, c in enumerate(corr_types):
+        if c[0] == c[1]:
+            data[:, :, k] = vis_i
+    nant = 8
+    a1, a2 = np.triu_indices(nant, 1)
+    idx = np.arange(nrow) % len(a1)
+    w = np.ones(nrow) if weight is None else weight
+    ws = None if weight_spectrum is None else np.repeat(weight_spectrum[:, :, None], ncorr, axis=2)
+    width = float(np.diff(freq_hz).mean()) if nchan > 1 else 1e6
+    rng = np.random.default_rng(0)
+    write_ms(
+        path,
+        antenna_itrf_m=np.array([5e6, 2e6, -3e6]) + rng.normal(size=(nant, 3)) * 100,
+        antenna_names=[f"T{i}" for i in range(nant)],
+        antenna_diameter_m=np.full(nant, 12.0),
+        telescope="TEST",
+        time_s=5.0e9 + (np.arange(nrow) // len(a1)) * 10.0,
+        ant1=a1[idx],
+        ant2=a2[idx],
+        uvw_m=uvw_m,
+        spectral_windows=[SpectralWindow(np.asarray(freq_hz, float), width)],
+        data=data,
+        corr_types=corr_types,
+        weight=np.repeat(np.asarray(w, np.float32)[:, None], ncorr, axis=1),
+        weight_spectrum=None if ws is None else ws.astype(np.float32),
+        phase_dirs_rad=np.array([phase_dir_rad]),
+    )
+    return path
