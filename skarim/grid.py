@@ -28,7 +28,14 @@ from skarim.store import RunStore
 from skarim.weighting import WeightGrid
 from skarim.wgridder import Block, vis_to_image
 
-__all__ = ["ChannelGroup", "FacetPlan", "channel_groups", "plan_facets", "grid_channel"]
+__all__ = [
+    "ChannelGroup",
+    "FacetPlan",
+    "channel_groups",
+    "plan_facets",
+    "grid_channel",
+    "group_selection",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,24 @@ def _group_read_config(read: ReadConfig, group: ChannelGroup) -> ReadConfig:
     )
 
 
+def group_selection(
+    read: ReadConfig, cfg: GridConfig, group: ChannelGroup
+) -> tuple[MSMeta, ReadConfig, WeightGrid, dict[str, int]]:
+    """Open the channels of one output channel and run its weighting pass.
+
+    Returns
+    -------
+    meta, read, weights, counts
+        The group's :class:`MSMeta` and :class:`ReadConfig`, its finalised
+        :class:`WeightGrid`, and the counts ``nonfinite`` and ``visibilities``.
+    """
+    gread = _group_read_config(read, group)
+    meta = open_ms(gread)
+    precision = "double" if cfg.double_precision else "single"
+    weights, n_nonfinite, n_good = _weight_grid(meta, gread, cfg, precision)
+    return meta, gread, weights, {"nonfinite": n_nonfinite, "visibilities": n_good}
+
+
 def _weight_grid(meta: MSMeta, read: ReadConfig, cfg: GridConfig, precision: str) -> tuple[WeightGrid, int, int]:
     """Weighting pass; also counts dropped NaN/inf visibilities and usable ones."""
     grid = WeightGrid(
@@ -133,9 +158,7 @@ def grid_channel(
     if not facets:
         return {"nonfinite": 0, "visibilities": 0, "sumwt": 0}
     precision = "double" if cfg.double_precision else "single"
-    gread = _group_read_config(read, group)
-    meta = open_ms(gread)
-    weights, n_nonfinite, n_good = _weight_grid(meta, gread, cfg, precision)
+    meta, gread, weights, counts = group_selection(read, cfg, group)
     psf_block = Block.centred(2 * cfg.tile, cfg.cell_rad)
     need_psf = bool(store.array("sumwt")[group.index] == 0)
     t = cfg.tile
@@ -169,4 +192,4 @@ def grid_channel(
         store.array("dirty")[group.index, y0 : y0 + block.ny, x0 : x0 + block.nx] = image.astype(np.float32)
         store.mark_gridded(group.index, slice(facet.ty0, facet.ty1), slice(facet.tx0, facet.tx1))
         on_tiles((facet.ty1 - facet.ty0) * (facet.tx1 - facet.tx0))
-    return {"nonfinite": n_nonfinite, "visibilities": n_good, "sumwt": int(sumwt > 0)}
+    return {**counts, "sumwt": int(sumwt > 0)}

@@ -93,7 +93,6 @@ class RIM(nn.Module):
         sigma: torch.Tensor,
         operator: MeasurementOperator,
         x0: torch.Tensor | None = None,
-        residual: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Run T steps.
 
@@ -106,10 +105,8 @@ class RIM(nn.Module):
         operator : MeasurementOperator
             Normal operator (``PSF (*) x``) and preconditioner of these tiles.
         x0 : torch.Tensor, optional
-            ``(batch, t, t)`` starting model, Jy/pixel (a major cycle's current model).
-        residual : torch.Tensor, optional
-            ``(batch, t, t)`` exact residual of ``x0`` from a major cycle; the data-term
-            gradient is then ``PSF (*) (x - x0) - residual``. Without it, ``PSF (*) x - dirty``.
+            ``(batch, t, t)`` starting model, Jy/pixel (a major cycle's current model; pass
+            ``dirty = residual + PSF (*) x0`` with it).
 
         Returns
         -------
@@ -119,16 +116,12 @@ class RIM(nn.Module):
         b, ny, nx = dirty.shape
         s = self.tile_scale(dirty, sigma)  # (b, 1, 1)
         x = torch.zeros_like(dirty) if x0 is None else x0
-        base = x.detach().clone() if residual is not None else None
         noise_plane = (sigma.to(dirty.dtype).reshape(-1, 1, 1) / s).expand(b, ny, nx)
         h1 = dirty.new_zeros(b, self.config.hidden, ny, nx)
         h2 = dirty.new_zeros(b, self.config.hidden, ny, nx)
         estimates = []
         for step in range(self.config.steps):
-            if residual is None:
-                grad = operator.normal(x) - dirty  # (b, t, t)
-            else:
-                grad = operator.normal(x - base) - residual
+            grad = operator.normal(x) - dirty  # (b, t, t)
             pgrad = operator.precondition(grad)  # (b, t, t)
             feats = torch.stack([x / s, grad / s, pgrad / s, noise_plane], dim=1)  # (b, 4, t, t)
             e = torch.relu(self.embed(feats))

@@ -14,11 +14,11 @@ C_M_S = 299792458.0
 def point_source_vis(
     uvw_m: np.ndarray, freq_hz: np.ndarray, l_rad: float, m_rad: float, flux_jy: float = 1.0
 ) -> np.ndarray:
-    """Visibilities ``(nrow, nchan)`` of a point source, measurement-equation convention."""
+    """Visibilities ``(nrow, nchan)`` of a point source, in the sign convention of WSClean."""
     n = np.sqrt(1.0 - l_rad**2 - m_rad**2)
     lam = C_M_S / freq_hz  # (nchan,)
     phase = (uvw_m[:, 0:1] * l_rad + uvw_m[:, 1:2] * m_rad + uvw_m[:, 2:3] * (n - 1)) / lam
-    return flux_jy * np.exp(-2j * np.pi * phase)
+    return flux_jy * np.exp(2j * np.pi * phase)
 
 
 def random_uvw_m(rng: np.random.Generator, nrow: int, max_m: float, w_frac: float = 0.5) -> np.ndarray:

@@ -25,7 +25,7 @@ def _direct_dft(uvw_m, freq_hz, vis, weight, npix, cell_rad):
         u, v, w = (uvw_m * f / C_M_S).T
         for k in range(len(u)):
             phase = 2 * np.pi * (u[k] * l_ + v[k] * m + w[k] * (n - 1))
-            image += weight[k, c] * np.real(vis[k, c] * np.exp(1j * phase))
+            image += weight[k, c] * np.real(vis[k, c] * np.exp(-1j * phase))
     return image / weight.sum()
 
 

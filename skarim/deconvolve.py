@@ -1,0 +1,133 @@
+"""Deconvolve tiles with the RIM: the per-tile call that the pipeline schedules.
+
+:func:`load_rim` loads weights (the shipped ones by default) safely with
+``torch.load(weights_only=True)``; :func:`deconvolve_tiles` takes dirty (or residual) tiles,
+their PSF and noise level and returns model tiles, on the device asked for.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skarim.errors import DeviceError, WeightsError
+from skarim.operator import TileOperator
+from skarim.rim import RIM, RIMConfig
+
+__all__ = ["SHIPPED_WEIGHTS", "resolve_device", "load_rim", "deconvolve_tiles", "robust_sigma"]
+
+SHIPPED_WEIGHTS = "rim.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when present) to a torch device.
+
+    Raises
+    ------
+    DeviceError
+        If CUDA is asked for and no GPU is available.
+    """
+    name = getattr(name, "value", name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda asked for, but torch sees no CUDA GPU on this machine")
+    if name not in ("cpu", "cuda"):
+        raise DeviceError(f"unknown device {name!r}; choose cpu, cuda or auto")
+    return torch.device(name)
+
+
+def _shipped_path() -> Path:
+    return Path(str(resources.files("skarim").joinpath("weights", SHIPPED_WEIGHTS)))
+
+
+def load_rim(path: Path | None, device: torch.device) -> RIM:
+    """Load RIM weights saved by :func:`skarim.train.save_weights`.
+
+    Parameters
+    ----------
+    path : Path or None
+        Weights file; None takes the weights shipped in the package.
+    device : torch.device
+        Where the network runs.
+
+    Raises
+    ------
+    WeightsError
+        If the file is missing, not a torch file, or does not fit the network.
+    """
+    path = _shipped_path() if path is None else Path(path)
+    if not path.is_file():
+        raise WeightsError(f"RIM weights file {path} does not exist")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        model = RIM(RIMConfig(**blob["rim_config"]))
+        model.load_state_dict(blob["state_dict"])
+    except Exception as exc:  # any failure to unpickle or to fit the network
+        raise WeightsError(f"RIM weights file {path} is corrupt or not skarim weights ({type(exc).__name__})") from None
+    return model.to(device).eval()
+
+
+def robust_sigma(image: np.ndarray) -> float:
+    """Noise level of an image from the median absolute deviation, Jy/beam."""
+    finite = image[np.isfinite(image)]
+    if finite.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(finite - np.median(finite))))
+
+
+@torch.no_grad()
+def deconvolve_tiles(
+    model: RIM,
+    residual: np.ndarray,
+    psf: np.ndarray,
+    sigma: float,
+    device: torch.device,
+    x0: np.ndarray | None = None,
+) -> np.ndarray:
+    """Run the RIM on a batch of tiles that share one PSF.
+
+    Parameters
+    ----------
+    model : RIM
+        Loaded network.
+    residual : numpy.ndarray
+        ``(batch, w, w)`` residual tiles of ``x0`` (the dirty tiles when ``x0`` is None),
+        Jy/beam. The RIM sees ``residual + PSF (*) x0``, the dirty image that ``x0`` answers.
+    psf : numpy.ndarray
+        ``(2p, 2p)`` PSF with peak 1 at ``(p, p)``; zero-padded or cropped to ``(2w, 2w)``.
+    sigma : float
+        Image-domain noise, Jy/beam.
+    device : torch.device
+        Where to run.
+    x0 : numpy.ndarray, optional
+        ``(batch, w, w)`` starting model, Jy/pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, w, w)`` model tiles, Jy/pixel, float32, >= 0.
+    """
+    b, w, _ = residual.shape
+    psf_w = _fit_psf(psf, w)  # (2w, 2w)
+    op = TileOperator(torch.as_tensor(psf_w, dtype=torch.float32, device=device))
+    d = torch.as_tensor(residual, dtype=torch.float32, device=device)  # (b, w, w)
+    s = torch.full((b,), max(float(sigma), 1e-12), dtype=torch.float32, device=device)
+    start = None
+    if x0 is not None:
+        start = torch.as_tensor(x0, dtype=torch.float32, device=device)  # (b, w, w)
+        d = d + op.normal(start)
+    estimate = model(d, s, op, x0=start)[-1]
+    return estimate.cpu().numpy().astype(np.float32)
+
+
+def _fit_psf(psf: np.ndarray, w: int) -> np.ndarray:
+    """Crop or zero-pad a centred ``(2p, 2p)`` PSF to ``(2w, 2w)`` keeping the peak at ``(w, w)``."""
+    p = psf.shape[0] // 2
+    out = np.zeros((2 * w, 2 * w), dtype=np.float32)
+    r = min(p, w)
+    out[w - r : w + r, w - r : w + r] = psf[p - r : p + r, p - r : p + r]
+    return out
