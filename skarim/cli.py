@@ -61,7 +61,9 @@ def _parse_weight(text: str) -> tuple[Weighting, float | None]:
     parts = text.replace(":", " ").split()
     names = ", ".join(w.value for w in Weighting)
     if not parts or parts[0] not in {w.value for w in Weighting}:
-        raise InputError(f"unknown weighting {text!r}; choose one of: {names} (briggs takes a robustness)")
+        raise InputError(
+            f"unknown weighting {text!r}; choose one of: {names} (briggs takes a robustness)"
+        )
     robust = None
     if len(parts) > 1:
         try:
@@ -74,8 +76,12 @@ def _parse_weight(text: str) -> tuple[Weighting, float | None]:
 def _run_with_progress(cfg: RunConfig, quiet: bool) -> None:
     from skarim.pipeline import run_imaging
 
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     progress = Progress(*columns, console=_err, disable=quiet)
     task = progress.add_task("tiles", total=None)
 
@@ -94,7 +100,9 @@ def _run_with_progress(cfg: RunConfig, quiet: bool) -> None:
 @app.command()
 def image(
     ms: Annotated[Path, typer.Argument(help="Measurement Set to image.")],
-    size: Annotated[str | None, typer.Option(help="Image size in pixels: N or 'N M' (x, y).")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Image size in pixels: N or 'N M' (x, y).")
+    ] = None,
     scale: Annotated[str | None, typer.Option(help="Pixel size with units, e.g. 1.5asec.")] = None,
     weight: Annotated[str | None, typer.Option(help="natural | uniform | 'briggs R'.")] = None,
     channels_out: Annotated[int | None, typer.Option(help="Output channels.")] = None,
@@ -104,11 +112,15 @@ def image(
     field: Annotated[str | None, typer.Option(help="FIELD id or name.")] = None,
     spw: Annotated[int | None, typer.Option(help="SPECTRAL_WINDOW id.")] = None,
     channel_range: Annotated[str | None, typer.Option(help="Input channels 'START STOP'.")] = None,
-    dirty_only: Annotated[bool, typer.Option("--dirty-only", help="Grid dirty and PSF only.")] = False,
+    dirty_only: Annotated[
+        bool, typer.Option("--dirty-only", help="Grid dirty and PSF only.")
+    ] = False,
     config: Annotated[Path | None, typer.Option(help="YAML run configuration.")] = None,
     threads: Annotated[int | None, typer.Option(help="Threads handed to ducc0.")] = None,
     chunk_rows: Annotated[int | None, typer.Option(help="Rows read at a time.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a mismatched store.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a mismatched store.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Warnings only.")] = False,
 ) -> None:
     """Image a Measurement Set into FITS cubes (WSClean-like flags)."""
@@ -120,8 +132,13 @@ def image(
         grid["cell"] = scale
     if weight is not None:
         grid["weighting"], grid["robust"] = _parse_weight(weight)
-    read: dict[str, object] = {"ms": ms, "data_column": data_column, "field": field, "spw": spw,
-                               "chunk_rows": chunk_rows}
+    read: dict[str, object] = {
+        "ms": ms,
+        "data_column": data_column,
+        "field": field,
+        "spw": spw,
+        "chunk_rows": chunk_rows,
+    }
     if channel_range is not None:
         start, stop = _parse_size(channel_range)
         read["chan_start"], read["chan_stop"] = start, stop
@@ -144,7 +161,10 @@ def info(ms: Annotated[Path, typer.Argument(help="Measurement Set.")]) -> None:
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
-    """Join WSClean-style multi-value flags into one token (``--size 1024 1024`` -> ``1024x1024``)."""
+    """Join WSClean-style multi-value flags into one token (``--size 1024 1024`` -> ``1024x1024``).
+
+    Typer options take one value; WSClean users type ``--size N M`` and ``--weight briggs R``.
+    """
     out: list[str] = []
     i = 0
     number = re.compile(r"^[-+]?\d+(\.\d*)?([eE][-+]?\d+)?$")
@@ -179,5 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         _err.print("skarim: interrupted", markup=False)
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        _err.print(f"skarim: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        _err.print(
+            f"skarim: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(2)

@@ -8,7 +8,7 @@ user (``"1.5asec"``, ``"0.2arcmin"``) are parsed with :mod:`astropy.units` at th
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Weighting(str, Enum):
+class Weighting(StrEnum):
     """Visibility weighting schemes (as in WSClean and CASA)."""
 
     natural = "natural"
@@ -80,7 +80,7 @@ class Weighting(str, Enum):
     briggs = "briggs"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     """Where the RIM runs: ``auto`` takes CUDA when present."""
 
     auto = "auto"
@@ -323,6 +323,8 @@ def load_run_config(yaml_path: Path | None, overrides: dict[str, dict[str, Any]]
         where = ".".join(str(p) for p in err["loc"])
         if err["type"] == "missing":
             flag = _FLAG_OF_FIELD.get(where, where)
-            raise InputError(f"missing {flag}: give it on the command line or in the config") from None
+            raise InputError(
+                f"missing {flag}: give it on the command line or in the config"
+            ) from None
         msg = err["msg"].removeprefix("Value error, ")
         raise InputError(f"invalid configuration {where}: {msg}" if where else msg) from None

@@ -67,7 +67,9 @@ def load_rim(path: Path | None, device: torch.device) -> RIM:
         model = RIM(RIMConfig(**blob["rim_config"]))
         model.load_state_dict(blob["state_dict"])
     except Exception as exc:  # any failure to unpickle or to fit the network
-        raise WeightsError(f"RIM weights file {path} is corrupt or not skarim weights ({type(exc).__name__})") from None
+        raise WeightsError(
+            f"RIM weights file {path} is corrupt or not skarim weights ({type(exc).__name__})"
+        ) from None
     return model.to(device).eval()
 
 
@@ -125,7 +127,7 @@ def deconvolve_tiles(
 
 
 def _fit_psf(psf: np.ndarray, w: int) -> np.ndarray:
-    """Crop or zero-pad a centred ``(2p, 2p)`` PSF to ``(2w, 2w)`` keeping the peak at ``(w, w)``."""
+    """Crop or zero-pad a centred ``(2p, 2p)`` PSF to ``(2w, 2w)``, peak kept at ``(w, w)``."""
     p = psf.shape[0] // 2
     out = np.zeros((2 * w, 2 * w), dtype=np.float32)
     r = min(p, w)

@@ -40,7 +40,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ChannelGroup:
-    """Input channels ``[start, stop)`` (indices within the read selection) of one output channel."""
+    """Input channels ``[start, stop)`` (within the read selection) of one output channel."""
 
     index: int
     start: int
@@ -60,8 +60,13 @@ class FacetPlan:
         """The facet as a FITS-order block of the full image."""
         t = cfg.tile
         return Block(
-            cfg.npix_x, cfg.npix_y, self.tx0 * t, self.ty0 * t,
-            (self.tx1 - self.tx0) * t, (self.ty1 - self.ty0) * t, cfg.cell_rad,
+            cfg.npix_x,
+            cfg.npix_y,
+            self.tx0 * t,
+            self.ty0 * t,
+            (self.tx1 - self.tx0) * t,
+            (self.ty1 - self.ty0) * t,
+            cfg.cell_rad,
         )
 
 
@@ -87,7 +92,10 @@ def plan_facets(cfg: GridConfig) -> list[FacetPlan]:
 
 def _group_read_config(read: ReadConfig, group: ChannelGroup) -> ReadConfig:
     return read.model_copy(
-        update={"chan_start": read.chan_start + group.start, "chan_stop": read.chan_start + group.stop}
+        update={
+            "chan_start": read.chan_start + group.start,
+            "chan_stop": read.chan_start + group.stop,
+        }
     )
 
 
@@ -109,11 +117,16 @@ def group_selection(
     return meta, gread, weights, {"nonfinite": n_nonfinite, "visibilities": n_good}
 
 
-def _weight_grid(meta: MSMeta, read: ReadConfig, cfg: GridConfig, precision: str) -> tuple[WeightGrid, int, int]:
+def _weight_grid(
+    meta: MSMeta, read: ReadConfig, cfg: GridConfig, precision: str
+) -> tuple[WeightGrid, int, int]:
     """Weighting pass; also counts dropped NaN/inf visibilities and usable ones."""
     grid = WeightGrid(
-        npix_x=cfg.npix_x, npix_y=cfg.npix_y, cell_rad=cfg.cell_rad,
-        weighting=cfg.weighting, robust=cfg.robust,
+        npix_x=cfg.npix_x,
+        npix_y=cfg.npix_y,
+        cell_rad=cfg.cell_rad,
+        weighting=cfg.weighting,
+        robust=cfg.robust,
     )
     n_nonfinite = n_good = 0
     for chunk in iter_chunks(meta, read, precision=precision):
@@ -172,14 +185,24 @@ def grid_channel(
             w = weights.imaging_weights(chunk.uvw_m, meta.freq_hz, chunk.weight).astype(dtype)
             sumwt += float(w.sum(dtype=np.float64))
             image += vis_to_image(
-                uvw_m=chunk.uvw_m, freq_hz=meta.freq_hz, vis=chunk.vis, weight=w,
-                block=block, epsilon=cfg.epsilon, nthreads=cfg.nthreads,
+                uvw_m=chunk.uvw_m,
+                freq_hz=meta.freq_hz,
+                vis=chunk.vis,
+                weight=w,
+                block=block,
+                epsilon=cfg.epsilon,
+                nthreads=cfg.nthreads,
             )
             if psf is not None:
                 ones = np.ones_like(chunk.vis)
                 psf += vis_to_image(
-                    uvw_m=chunk.uvw_m, freq_hz=meta.freq_hz, vis=ones, weight=w,
-                    block=psf_block, epsilon=cfg.epsilon, nthreads=cfg.nthreads,
+                    uvw_m=chunk.uvw_m,
+                    freq_hz=meta.freq_hz,
+                    vis=ones,
+                    weight=w,
+                    block=psf_block,
+                    epsilon=cfg.epsilon,
+                    nthreads=cfg.nthreads,
                 )
         if sumwt > 0:
             image /= sumwt
@@ -189,7 +212,9 @@ def grid_channel(
             store.array("sumwt")[group.index] = sumwt
             need_psf = False
         y0, x0 = block.y0, block.x0
-        store.array("dirty")[group.index, y0 : y0 + block.ny, x0 : x0 + block.nx] = image.astype(np.float32)
+        store.array("dirty")[group.index, y0 : y0 + block.ny, x0 : x0 + block.nx] = image.astype(
+            np.float32
+        )
         store.mark_gridded(group.index, slice(facet.ty0, facet.ty1), slice(facet.tx0, facet.tx1))
         on_tiles((facet.ty1 - facet.ty0) * (facet.tx1 - facet.tx0))
     return {**counts, "sumwt": int(sumwt > 0)}

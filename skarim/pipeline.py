@@ -58,18 +58,29 @@ def image_wcs(cfg: RunConfig, meta: MSMeta) -> ImageWCS:
     width = [float(np.abs(meta.chan_width_hz[g.start : g.stop]).sum()) for g in groups]
     date_obs = Time(meta.time_range_s[0] / 86400.0, format="mjd", scale="utc").isot
     return ImageWCS(
-        npix_x=cfg.grid.npix_x, npix_y=cfg.grid.npix_y, cell_rad=cfg.grid.cell_rad,
-        ra_rad=meta.phase_centre_rad[0], dec_rad=meta.phase_centre_rad[1],
-        freq_hz=np.array(freq), chan_width_hz=np.array(width),
-        telescope=meta.telescope or None, date_obs=date_obs,
+        npix_x=cfg.grid.npix_x,
+        npix_y=cfg.grid.npix_y,
+        cell_rad=cfg.grid.cell_rad,
+        ra_rad=meta.phase_centre_rad[0],
+        dec_rad=meta.phase_centre_rad[1],
+        freq_hz=np.array(freq),
+        chan_width_hz=np.array(width),
+        telescope=meta.telescope or None,
+        date_obs=date_obs,
     )
 
 
 def _psf_wcs(wcs: ImageWCS, tile: int) -> ImageWCS:
     return ImageWCS(
-        npix_x=2 * tile, npix_y=2 * tile, cell_rad=wcs.cell_rad, ra_rad=wcs.ra_rad,
-        dec_rad=wcs.dec_rad, freq_hz=wcs.freq_hz, chan_width_hz=wcs.chan_width_hz,
-        telescope=wcs.telescope, date_obs=wcs.date_obs,
+        npix_x=2 * tile,
+        npix_y=2 * tile,
+        cell_rad=wcs.cell_rad,
+        ra_rad=wcs.ra_rad,
+        dec_rad=wcs.dec_rad,
+        freq_hz=wcs.freq_hz,
+        chan_width_hz=wcs.chan_width_hz,
+        telescope=wcs.telescope,
+        date_obs=wcs.date_obs,
     )
 
 
@@ -118,13 +129,26 @@ def run_imaging(
     meta = open_ms(cfg.read)
     wcs = image_wcs(cfg, meta)
     log.info(
-        "%s: %d rows, field %s, %d channels %.4f-%.4f GHz, %s feeds -> %d x %d pixels, %d channel(s)",
-        meta.path, meta.nrow, meta.field_name, len(meta.freq_hz), meta.freq_hz.min() / 1e9,
-        meta.freq_hz.max() / 1e9, meta.feed, cfg.grid.npix_x, cfg.grid.npix_y, wcs.nchan,
+        "%s: %d rows, field %s, %d channels %.4f-%.4f GHz, %s feeds -> %d x %d pixels, "
+        "%d channel(s)",
+        meta.path,
+        meta.nrow,
+        meta.field_name,
+        len(meta.freq_hz),
+        meta.freq_hz.min() / 1e9,
+        meta.freq_hz.max() / 1e9,
+        meta.feed,
+        cfg.grid.npix_x,
+        cfg.grid.npix_y,
+        wcs.nchan,
     )
     store = RunStore.open_or_create(
-        cfg.output.store_path, config=cfg.fingerprint_dict(), ms_fingerprint=meta.fingerprint,
-        wcs=wcs, tile=cfg.grid.tile, overwrite=cfg.output.overwrite,
+        cfg.output.store_path,
+        config=cfg.fingerprint_dict(),
+        ms_fingerprint=meta.fingerprint,
+        wcs=wcs,
+        tile=cfg.grid.tile,
+        overwrite=cfg.output.overwrite,
     )
     result = RunResult(store=cfg.output.store_path)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)

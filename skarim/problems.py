@@ -200,7 +200,9 @@ def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.
 def _random_psf(rng: np.random.Generator, cfg: ProblemConfig) -> tuple[np.ndarray, float]:
     layout = _layout_cached(str(rng.choice(cfg.layouts)))
     _, lat = layout.lon_lat_rad
-    dec = float(np.clip(np.arcsin(rng.uniform(-0.9, 0.9)), lat - np.deg2rad(80), lat + np.deg2rad(80)))
+    dec = float(
+        np.clip(np.arcsin(rng.uniform(-0.9, 0.9)), lat - np.deg2rad(80), lat + np.deg2rad(80))
+    )
     duration_s = rng.uniform(*cfg.duration_h) * 3600.0
     ha = hour_angles_rad(duration_s, duration_s / rng.integers(12, 48))
     uvw = uvw_tracks_m(layout, dec, ha).reshape(-1, 3)  # (nrow, 3)
@@ -226,7 +228,9 @@ def make_batch(rng: np.random.Generator, batch: int, cfg: ProblemConfig) -> Prob
         clean = np.fft.ifft2(sampling * spec).real[:t, :t]  # PSF (*) x
         dr = np.exp(rng.uniform(*np.log(cfg.dynamic_range)))
         sigma = clean.max() / dr
-        noise = (rng.normal(size=(2 * t, 2 * t)) + 1j * rng.normal(size=(2 * t, 2 * t))) / np.sqrt(2)
+        noise = (rng.normal(size=(2 * t, 2 * t)) + 1j * rng.normal(size=(2 * t, 2 * t))) / np.sqrt(
+            2
+        )
         noise_img = np.fft.ifft2(np.sqrt(sampling) * noise, norm="ortho").real[:t, :t]
         noise_img *= sigma / np.sqrt(0.5 * sampling.mean())  # unit variance per pixel -> sigma
         truth.append(sky)

@@ -35,6 +35,7 @@ __all__ = [
     "iter_chunks",
     "open_ms",
     "open_ms_table",
+    "telescope_name",
 ]
 
 #: casacore ``Stokes::StokesTypes`` codes of ``POLARIZATION.CORR_TYPE``.
@@ -47,6 +48,7 @@ CORR_TYPE_NAMES: dict[int, str] = {
 Precision = Literal["single", "double"]
 
 _REQUIRED_COLUMNS = ("UVW", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FIELD_ID", "FLAG", "TIME")
+_REQUIRED_SUBTABLES = ("ANTENNA", "DATA_DESCRIPTION", "FIELD", "POLARIZATION", "SPECTRAL_WINDOW")
 _PARALLEL_HANDS = {"circular": ("RR", "LL"), "linear": ("XX", "YY")}
 _DTYPES = {"single": (np.complex64, np.float32), "double": (np.complex128, np.float64)}
 
@@ -149,7 +151,7 @@ def open_ms_table(path: Path) -> tables.table:
     ------
     InputError
         If the path does not exist, is not a casacore table, or lacks the main-table columns
-        of a Measurement Set.
+        or the subtables of a Measurement Set.
     """
     path = Path(path)
     if not path.exists():
@@ -161,6 +163,10 @@ def open_ms_table(path: Path) -> tables.table:
     if missing:
         ms.close()
         raise InputError(f"{path} is not a Measurement Set: no {', '.join(missing)} column")
+    missing = [s for s in _REQUIRED_SUBTABLES if not tables.tableexists(str(path / s))]
+    if missing:
+        ms.close()
+        raise InputError(f"{path} is not a Measurement Set: no {', '.join(missing)} table")
     return ms
 
 
@@ -181,6 +187,27 @@ def feed_type(corr_types: Sequence[str]) -> str | None:
         if hand_a in corr_types and hand_b in corr_types:
             return feed
     return None
+
+
+def telescope_name(path: Path) -> str:
+    """TELESCOPE_NAME of the first OBSERVATION row of a Measurement Set.
+
+    Parameters
+    ----------
+    path : Path
+        The Measurement Set directory.
+
+    Returns
+    -------
+    str
+        The name, or "" when there is no OBSERVATION table or it has no rows.
+    """
+    path = Path(path)
+    obs_path = path / "OBSERVATION"
+    if not tables.tableexists(str(obs_path)):
+        return ""
+    with tables.table(str(obs_path), readonly=True, ack=False) as obs:
+        return str(obs.getcell("TELESCOPE_NAME", 0)) if obs.nrows() else ""
 
 
 def open_ms(cfg: ReadConfig) -> MSMeta:
@@ -245,7 +272,7 @@ def open_ms(cfg: ReadConfig) -> MSMeta:
         feed=feed,
         corr_types=corr_types,
         nrow=nrow,
-        telescope=_telescope(path),
+        telescope=telescope_name(path),
         time_range_s=time_range_s,
         fingerprint=fingerprint,
     )
@@ -280,17 +307,17 @@ def iter_chunks(
         raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
     vis_dtype, weight_dtype = _DTYPES[precision]
     hand_a, hand_b = (meta.corr_types.index(h) for h in _PARALLEL_HANDS[meta.feed])
-    ncorr = len(meta.corr_types)
-    blc = [cfg.chan_start, 0]  # cells are (chan, corr)
-    trc = [cfg.chan_start + len(meta.freq_hz) - 1, ncorr - 1]
+    chans = slice(cfg.chan_start, cfg.chan_start + len(meta.freq_hz))
     with open_ms_table(meta.path) as ms, _query(ms, meta.path, meta.field_id, meta.spw) as sel:
         has_spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
         for start in range(0, sel.nrows(), cfg.chunk_rows):
             n = min(cfg.chunk_rows, sel.nrows() - start)
-            data = sel.getcolslice(meta.data_column, blc, trc, startrow=start, nrow=n)
-            flag = sel.getcolslice("FLAG", blc, trc, startrow=start, nrow=n)
+            # whole cells, sliced here: getcolslice across rows grows casacore's tile cache
+            # to the size of the column
+            data = sel.getcol(meta.data_column, startrow=start, nrow=n)[:, chans]
+            flag = sel.getcol("FLAG", startrow=start, nrow=n)[:, chans]  # (n, nchan, ncorr)
             flag_row = sel.getcol("FLAG_ROW", startrow=start, nrow=n)
-            weight = _weights(sel, has_spectrum, blc, trc, start, n)  # (n, nchan, ncorr)
+            weight = _weights(sel, has_spectrum, chans, start, n)  # (n, nchan, ncorr)
             vis_a = data[..., hand_a].astype(vis_dtype)  # (n, nchan)
             vis_b = data[..., hand_b].astype(vis_dtype)
             w_a = weight[..., hand_a].astype(weight_dtype)
@@ -318,17 +345,15 @@ def iter_chunks(
             )
 
 
-def _weights(
-    sel: tables.table, has_spectrum: bool, blc: list[int], trc: list[int], start: int, n: int
-) -> np.ndarray:
+def _weights(sel: tables.table, has_spectrum: bool, chans: slice, start: int, n: int) -> np.ndarray:
     """``(n, nchan, ncorr)`` weights: WEIGHT_SPECTRUM when it holds data, else WEIGHT."""
     if has_spectrum and sel.iscelldefined("WEIGHT_SPECTRUM", start):
         try:
-            return sel.getcolslice("WEIGHT_SPECTRUM", blc, trc, startrow=start, nrow=n)
+            return sel.getcol("WEIGHT_SPECTRUM", startrow=start, nrow=n)[:, chans]
         except RuntimeError:  # some rows of the chunk have no cell
             pass
     weight = sel.getcol("WEIGHT", startrow=start, nrow=n)  # (n, ncorr)
-    nchan = trc[0] - blc[0] + 1
+    nchan = chans.stop - chans.start
     return np.broadcast_to(weight[:, None, :], (n, nchan, weight.shape[1]))
 
 
@@ -336,9 +361,7 @@ def _query(ms: tables.table, path: Path, field_id: int, spw: int) -> tables.tabl
     """The selected rows: one field, the spectral window's data descriptions, no autos."""
     with tables.table(str(path / "DATA_DESCRIPTION"), readonly=True, ack=False) as dd:
         dd_ids = np.flatnonzero(dd.getcol("SPECTRAL_WINDOW_ID") == spw).tolist()
-    return ms.query(
-        f"FIELD_ID == {field_id} && DATA_DESC_ID IN {dd_ids} && ANTENNA1 != ANTENNA2"
-    )
+    return ms.query(f"FIELD_ID == {field_id} && DATA_DESC_ID IN {dd_ids} && ANTENNA1 != ANTENNA2")
 
 
 def _check_data_column(ms: tables.table, path: Path, column: str) -> None:
@@ -379,8 +402,7 @@ def _select_channels(path: Path, cfg: ReadConfig) -> tuple[np.ndarray, np.ndarra
         nspw = spw_table.nrows()
         if not 0 <= cfg.spw < nspw:
             raise InputError(
-                f"spw {cfg.spw} out of range: {path} has {nspw} spectral window(s), "
-                f"0..{nspw - 1}"
+                f"spw {cfg.spw} out of range: {path} has {nspw} spectral window(s), 0..{nspw - 1}"
             )
         freq_hz = np.asarray(spw_table.getcell("CHAN_FREQ", cfg.spw), dtype=np.float64)
         width_hz = np.asarray(spw_table.getcell("CHAN_WIDTH", cfg.spw), dtype=np.float64)
@@ -420,15 +442,6 @@ def _time_range_s(sel: tables.table, chunk_rows: int) -> tuple[float, float]:
         time_s = sel.getcol("TIME", startrow=start, nrow=min(chunk_rows, sel.nrows() - start))
         t_min, t_max = min(t_min, float(time_s.min())), max(t_max, float(time_s.max()))
     return t_min, t_max
-
-
-def _telescope(path: Path) -> str:
-    """TELESCOPE_NAME of the first OBSERVATION row, or "" when there is none."""
-    obs_path = path / "OBSERVATION"
-    if not tables.tableexists(str(obs_path)):
-        return ""
-    with tables.table(str(obs_path), readonly=True, ack=False) as obs:
-        return str(obs.getcell("TELESCOPE_NAME", 0)) if obs.nrows() else ""
 
 
 def _mtime_s(path: Path) -> float:

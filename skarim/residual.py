@@ -46,18 +46,27 @@ def residual_channel(
                 m = model[group.index, src.y0 : src.y0 + src.ny, src.x0 : src.x0 + src.nx]
                 if np.any(m):
                     predicted += image_to_vis(
-                        uvw_m=chunk.uvw_m, freq_hz=meta.freq_hz, image=m.astype(real), block=src,
-                        epsilon=cfg.epsilon, nthreads=cfg.nthreads,
+                        uvw_m=chunk.uvw_m,
+                        freq_hz=meta.freq_hz,
+                        image=m.astype(real),
+                        block=src,
+                        epsilon=cfg.epsilon,
+                        nthreads=cfg.nthreads,
                     )
             image += vis_to_image(
-                uvw_m=chunk.uvw_m, freq_hz=meta.freq_hz, vis=chunk.vis - predicted, weight=w,
-                block=block, epsilon=cfg.epsilon, nthreads=cfg.nthreads,
+                uvw_m=chunk.uvw_m,
+                freq_hz=meta.freq_hz,
+                vis=chunk.vis - predicted,
+                weight=w,
+                block=block,
+                epsilon=cfg.epsilon,
+                nthreads=cfg.nthreads,
             )
         if sumwt > 0:
             image /= sumwt
-        store.array("residual")[group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx] = (
-            image.astype(np.float32)
-        )
+        store.array("residual")[
+            group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
+        ] = image.astype(np.float32)
         sq += float((image**2).sum())
         npix += image.size
     flux = float(np.sum(model[group.index], dtype=np.float64))

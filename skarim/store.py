@@ -94,7 +94,11 @@ class RunStore:
             if same:
                 return cls(group)
             if not overwrite:
-                what = "Measurement Set" if attrs.get("ms_fingerprint") != ms_fingerprint else "configuration"
+                what = (
+                    "Measurement Set"
+                    if attrs.get("ms_fingerprint") != ms_fingerprint
+                    else "configuration"
+                )
                 raise StoreMismatchError(
                     f"store {path} was made from another {what}; use --overwrite to replace it "
                     "or --name for a new run"
@@ -102,26 +106,46 @@ class RunStore:
             shutil.rmtree(path)
         elif path.exists() and any(path.iterdir()):
             if not overwrite:
-                raise StoreMismatchError(f"{path} exists and is not a skarim store; use --overwrite")
+                raise StoreMismatchError(
+                    f"{path} exists and is not a skarim store; use --overwrite"
+                )
             shutil.rmtree(path)
         return cls._create(path, config, ms_fingerprint, wcs, tile)
 
     @classmethod
     def _create(
-        cls, path: Path, config: dict[str, Any], fingerprint: dict[str, Any], wcs: ImageWCS, tile: int
+        cls,
+        path: Path,
+        config: dict[str, Any],
+        fingerprint: dict[str, Any],
+        wcs: ImageWCS,
+        tile: int,
     ) -> RunStore:
         group = zarr.open_group(str(path), mode="w")
         c, ny, nx = wcs.nchan, wcs.npix_y, wcs.npix_x
         nty, ntx = ny // tile, nx // tile
-        image = {"shape": (c, ny, nx), "chunks": (1, tile, tile), "dtype": "float32", "fill_value": 0.0}
+        image = {
+            "shape": (c, ny, nx),
+            "chunks": (1, tile, tile),
+            "dtype": "float32",
+            "fill_value": 0.0,
+        }
         for name in ("dirty", "model", "residual"):
             group.create_array(name, dimension_names=("chan", "y", "x"), **image)
         group.create_array(
-            "psf", shape=(c, 2 * tile, 2 * tile), chunks=(1, 2 * tile, 2 * tile), dtype="float32",
-            fill_value=0.0, dimension_names=("chan", "y", "x"),
+            "psf",
+            shape=(c, 2 * tile, 2 * tile),
+            chunks=(1, 2 * tile, 2 * tile),
+            dtype="float32",
+            fill_value=0.0,
+            dimension_names=("chan", "y", "x"),
         )
         group.create_array("sumwt", shape=(c,), chunks=(c,), dtype="float64", fill_value=0.0)
-        tiles = {"shape": (c, nty, ntx), "chunks": (1, nty, ntx), "dimension_names": ("chan", "ty", "tx")}
+        tiles = {
+            "shape": (c, nty, ntx),
+            "chunks": (1, nty, ntx),
+            "dimension_names": ("chan", "ty", "tx"),
+        }
         group.create_array("gridded", dtype="int8", fill_value=0, **tiles)
         group.create_array("cycle", dtype="int32", fill_value=0, **tiles)
         group.attrs.update(

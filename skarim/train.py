@@ -120,17 +120,27 @@ def _smooth(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
 
 
 def rim_loss(
-    estimates: list[torch.Tensor], batch: ProblemBatch, smooth_weight: float
+    estimates: list[torch.Tensor],
+    batch: ProblemBatch,
+    smooth_weight: float,
+    raw_weight: float = 0.25,
 ) -> torch.Tensor:
-    """Mean over steps of the scaled squared error, raw plus beam-smoothed."""
-    s2 = RIM.tile_scale(batch.dirty, batch.sigma) ** 2  # (b, 1, 1)
-    truth_s = _smooth(batch.truth, batch.beam_fwhm_pix)
+    """Negative SNR (dB) against truth, beam-smoothed and raw, averaged over problems and steps.
+
+    The loss is the validation metric itself: scale-free, so faint and bright skies count
+    alike, and every unrolled step is scored.
+    """
+    truth_s = _smooth(batch.truth, batch.beam_fwhm_pix)  # (b, t, t)
+    sig_raw = (batch.truth**2).sum(dim=(-2, -1))  # (b,)
+    sig_s = (truth_s**2).sum(dim=(-2, -1))
     total = batch.dirty.new_zeros(())
     for x in estimates:
-        total = total + (((x - batch.truth) ** 2) / s2).mean()
-        if smooth_weight:
-            err = (_smooth(x, batch.beam_fwhm_pix) - truth_s) ** 2
-            total = total + smooth_weight * (err / s2).mean()
+        err_raw = ((x - batch.truth) ** 2).sum(dim=(-2, -1))
+        err_s = ((_smooth(x, batch.beam_fwhm_pix) - truth_s) ** 2).sum(dim=(-2, -1))
+        total = (
+            total + raw_weight * (10 * torch.log10((err_raw + 1e-12 * sig_raw) / sig_raw)).mean()
+        )
+        total = total + smooth_weight * (10 * torch.log10((err_s + 1e-12 * sig_s) / sig_s)).mean()
     return total / len(estimates)
 
 
@@ -159,7 +169,9 @@ def classical_baselines(batch: ProblemBatch) -> dict[str, dict[str, float]]:
     beam_area = 1.1331 * batch.beam_fwhm_pix.numpy() ** 2  # pixels per beam
     scaled = dirty / beam_area[:, None, None]
     clean = np.stack([hogbom(dirty[i], psf[i], float(sigma[i])) for i in range(len(dirty))])
-    pgd = np.stack([projected_gradient(dirty[i], psf[i], n_iter=30, damping=0.3) for i in range(len(dirty))])
+    pgd = np.stack(
+        [projected_gradient(dirty[i], psf[i], n_iter=30, damping=0.3) for i in range(len(dirty))]
+    )
     return {
         "dirty_scaled": _scores(scaled, batch),
         "hogbom_gain0.1_3sigma": _scores(clean, batch),
@@ -200,7 +212,9 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     device = _pick_device(cfg.device)
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
-    val = make_batch(np.random.default_rng(cfg.seed + _VAL_SEED_OFFSET), cfg.val_problems, cfg.problems)
+    val = make_batch(
+        np.random.default_rng(cfg.seed + _VAL_SEED_OFFSET), cfg.val_problems, cfg.problems
+    )
     if not (run / "baselines.json").exists():
         (run / "baselines.json").write_text(json.dumps(classical_baselines(val), indent=2))
 

@@ -21,7 +21,9 @@ def point_source_vis(
     return flux_jy * np.exp(2j * np.pi * phase)
 
 
-def random_uvw_m(rng: np.random.Generator, nrow: int, max_m: float, w_frac: float = 0.5) -> np.ndarray:
+def random_uvw_m(
+    rng: np.random.Generator, nrow: int, max_m: float, w_frac: float = 0.5
+) -> np.ndarray:
     """Random ``(nrow, 3)`` baselines with a large w (non-coplanar)."""
     uvw = rng.uniform(-max_m, max_m, size=(nrow, 3))
     uvw[:, 2] *= w_frac
@@ -55,7 +57,9 @@ def write_stokes_i_ms(
     if corr_types is None:
         corr_types = ("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL")
     ncorr = len(corr_types)
-    data = np.zeros((nrow, nchan, ncorr), dtype=np.complex64 if vis_i.dtype == np.complex64 else np.complex128)
+    data = np.zeros(
+        (nrow, nchan, ncorr), dtype=np.complex64 if vis_i.dtype == np.complex64 else np.complex128
+    )
     for k, c in enumerate(corr_types):
         if c[0] == c[1]:
             data[:, :, k] = vis_i

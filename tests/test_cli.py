@@ -8,13 +8,16 @@ import sys
 import numpy as np
 import pytest
 from astropy.io import fits
-
 from msfactory import point_source_vis, random_uvw_m, write_stokes_i_ms
 
 
 def _skarim(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "skarim", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "skarim", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -29,8 +32,26 @@ def small_ms(tmp_path_factory):
 
 
 def test_image_with_wsclean_flags_writes_cubes(small_ms, tmp_path):
-    r = _skarim("image", small_ms, "--size", 64, 64, "--scale", "6asec", "--weight", "briggs", "0",
-                "--channels-out", 2, "--tile", 32, "--name", "run", "--dirty-only", cwd=tmp_path)
+    r = _skarim(
+        "image",
+        small_ms,
+        "--size",
+        64,
+        64,
+        "--scale",
+        "6asec",
+        "--weight",
+        "briggs",
+        "0",
+        "--channels-out",
+        2,
+        "--tile",
+        32,
+        "--name",
+        "run",
+        "--dirty-only",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     dirty = fits.getdata(tmp_path / "run-dirty.fits")
     assert dirty.shape == (1, 2, 64, 64)
@@ -53,7 +74,9 @@ def _flagged_ms(path):
     rng = np.random.default_rng(8)
     freq = np.array([1.4e9])
     uvw = random_uvw_m(rng, 50, max_m=500.0)
-    return write_stokes_i_ms(path, uvw, freq, point_source_vis(uvw, freq, 0, 0), weight=np.zeros(50))
+    return write_stokes_i_ms(
+        path, uvw, freq, point_source_vis(uvw, freq, 0, 0), weight=np.zeros(50)
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,15 +84,33 @@ def _flagged_ms(path):
     [
         (["image", "{tmp}/missing.ms", "--size", "64", "--scale", "2asec"], "does not exist"),
         (["image", "{tmp}", "--size", "64", "--scale", "2asec"], "not a Measurement Set"),
-        (["image", "{ms}", "--size", "64", "--scale", "2asec", "--data-column", "CORRECTED_DATA"], "CORRECTED_DATA"),
+        (
+            [
+                "image",
+                "{ms}",
+                "--size",
+                "64",
+                "--scale",
+                "2asec",
+                "--data-column",
+                "CORRECTED_DATA",
+            ],
+            "CORRECTED_DATA",
+        ),
         (["image", "{ms}", "--size", "64", "--scale", "2asec", "--field", "3"], "field"),
-        (["image", "{ms}", "--size", "64", "--scale", "2asec", "--spw", "2"], "spw|spectral window"),
+        (
+            ["image", "{ms}", "--size", "64", "--scale", "2asec", "--spw", "2"],
+            "spw|spectral window",
+        ),
         (["image", "{flagged}", "--size", "64", "--scale", "2asec"], "flagged"),
         (["image", "{ms}", "--size", "63", "--scale", "2asec"], "even"),
         (["image", "{ms}", "--size", "16", "--scale", "2asec"], "at least 32"),
         (["image", "{ms}", "--size", "64", "--scale", "-2asec"], "positive"),
         (["image", "{ms}", "--size", "64", "--scale", "0asec"], "positive"),
-        (["image", "{ms}", "--size", "64", "--scale", "2asec", "--weight", "superuniform"], "weighting"),
+        (
+            ["image", "{ms}", "--size", "64", "--scale", "2asec", "--weight", "superuniform"],
+            "weighting",
+        ),
         (["image", "{ms}", "--size", "64", "--scale", "2lightyears"], "angle"),
         (["image", "{ms}", "--bogus-flag"], "bogus"),
         (["info", "{tmp}/missing.ms"], "does not exist"),
@@ -84,7 +125,9 @@ def test_bad_input_is_one_line_and_exit_2(small_ms, tmp_path, args, message):
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("skarim: error:")]
-    assert len(errors) == 1 and errors[0] == lines[-1], r.stderr  # progress/log lines may precede it
+    assert len(errors) == 1 and errors[0] == lines[-1], (
+        r.stderr
+    )  # progress/log lines may precede it
     assert re.search(message, errors[0], re.IGNORECASE), errors[0]
     assert "Traceback" not in r.stderr
     if flagged is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from msfactory import C_M_S, random_uvw_m, write_stokes_i_ms
+
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
 from skarim.grid import channel_groups, plan_facets
 from skarim.pipeline import run_imaging
@@ -30,7 +30,8 @@ def _direct_dft(uvw_m, freq_hz, vis, weight, npix, cell_rad):
 
 
 @pytest.mark.parametrize(
-    ("weighting", "robust"), [(Weighting.natural, 0.0), (Weighting.uniform, 0.0), (Weighting.briggs, 0.0)]
+    ("weighting", "robust"),
+    [(Weighting.natural, 0.0), (Weighting.uniform, 0.0), (Weighting.briggs, 0.0)],
 )
 def test_dirty_equals_direct_dft_wide_field(tmp_path, weighting, robust):
     rng = np.random.default_rng(1)
@@ -41,8 +42,16 @@ def test_dirty_equals_direct_dft_wide_field(tmp_path, weighting, robust):
     ms = write_stokes_i_ms(tmp_path / "dft.ms", uvw, freq, vis)
     cfg = RunConfig(
         read=ReadConfig(ms=ms),
-        grid=GridConfig(npix_x=npix, npix_y=npix, cell_rad=cell, weighting=weighting, robust=robust,
-                        tile=32, epsilon=1e-10, double_precision=True),
+        grid=GridConfig(
+            npix_x=npix,
+            npix_y=npix,
+            cell_rad=cell,
+            weighting=weighting,
+            robust=robust,
+            tile=32,
+            epsilon=1e-10,
+            double_precision=True,
+        ),
         output=OutputConfig(name=str(tmp_path / "dft")),
         dirty_only=True,
     )
@@ -70,8 +79,15 @@ def test_tiled_gridding_equals_full_image(tmp_path):
     for facet_pix in (128, 32):
         cfg = RunConfig(
             read=ReadConfig(ms=ms, chunk_rows=700),
-            grid=GridConfig(npix_x=128, npix_y=96, cell_rad=cell, weighting=Weighting.briggs, tile=32,
-                            facet_pix=facet_pix, channels_out=2),
+            grid=GridConfig(
+                npix_x=128,
+                npix_y=96,
+                cell_rad=cell,
+                weighting=Weighting.briggs,
+                tile=32,
+                facet_pix=facet_pix,
+                channels_out=2,
+            ),
             output=OutputConfig(name=str(tmp_path / f"f{facet_pix}")),
             dirty_only=True,
         )
@@ -103,8 +119,13 @@ def test_chunked_reading_sums_to_the_same_image(tmp_path):
         assert sum(len(c.uvw_m) for c in iter_chunks(open_ms(read), read)) == 500
         cfg = RunConfig(
             read=read,
-            grid=GridConfig(npix_x=64, npix_y=64, cell_rad=np.deg2rad(10 / 3600), tile=64,
-                            weighting=Weighting.uniform),
+            grid=GridConfig(
+                npix_x=64,
+                npix_y=64,
+                cell_rad=np.deg2rad(10 / 3600),
+                tile=64,
+                weighting=Weighting.uniform,
+            ),
             output=OutputConfig(name=str(tmp_path / f"c{rows}")),
             dirty_only=True,
         )

@@ -10,8 +10,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 from casacore.images import image as casa_image
-
 from msfactory import point_source_vis, random_uvw_m, write_stokes_i_ms
+
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
 from skarim.pipeline import run_imaging
 
@@ -40,7 +40,9 @@ def test_point_source_peaks_at_the_wcs_pixel(tmp_path, dec0_deg):
     ms = write_stokes_i_ms(tmp_path / "pt.ms", uvw, freq, vis, phase_dir_rad=(ra0, dec0))
     cfg = RunConfig(
         read=ReadConfig(ms=ms),
-        grid=GridConfig(npix_x=npix, npix_y=npix, cell_rad=cell, weighting=Weighting.natural, tile=64),
+        grid=GridConfig(
+            npix_x=npix, npix_y=npix, cell_rad=cell, weighting=Weighting.natural, tile=64
+        ),
         output=OutputConfig(name=str(tmp_path / "pt")),
         dirty_only=True,
     )
@@ -72,13 +74,22 @@ def test_real_evla_ms_images_with_its_frequencies_and_phase_centre(tmp_path):
     for p in ms.rglob("*"):
         p.chmod(0o644 if p.is_file() else 0o755)
     ms.chmod(0o755)
-    with table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw, table(str(ms / "FIELD"), ack=False) as fld:
+    with (
+        table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw,
+        table(str(ms / "FIELD"), ack=False) as fld,
+    ):
         chan_freq = spw.getcol("CHAN_FREQ")[0]
         ra0, dec0 = fld.getcol("PHASE_DIR")[0, 0]
     cfg = RunConfig(
         read=ReadConfig(ms=ms),
-        grid=GridConfig(npix_x=256, npix_y=256, cell_rad=np.deg2rad(0.1 / 3600), tile=128, channels_out=2,
-                        weighting=Weighting.briggs),
+        grid=GridConfig(
+            npix_x=256,
+            npix_y=256,
+            cell_rad=np.deg2rad(0.1 / 3600),
+            tile=128,
+            channels_out=2,
+            weighting=Weighting.briggs,
+        ),
         output=OutputConfig(name=str(tmp_path / "evla")),
         dirty_only=True,
     )
@@ -87,7 +98,9 @@ def test_real_evla_ms_images_with_its_frequencies_and_phase_centre(tmp_path):
     data = fits.getdata(products["dirty"])
     assert data.shape == (1, 2, 256, 256) and np.all(np.isfinite(data)) and np.abs(data).max() > 0
     assert header["CRVAL3"] == pytest.approx(chan_freq[:32].mean(), rel=1e-12)
-    assert header["CDELT3"] == pytest.approx(chan_freq[32:].mean() - chan_freq[:32].mean(), rel=1e-9)
+    assert header["CDELT3"] == pytest.approx(
+        chan_freq[32:].mean() - chan_freq[:32].mean(), rel=1e-9
+    )
     assert np.deg2rad(header["CRVAL1"]) % (2 * np.pi) == pytest.approx(ra0 % (2 * np.pi), abs=1e-12)
     assert np.deg2rad(header["CRVAL2"]) == pytest.approx(dec0, abs=1e-12)
     assert 36.29e9 < header["CRVAL3"] < 36.32e9

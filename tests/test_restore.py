@@ -1,0 +1,43 @@
+"""The clean-beam fit and restoration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skarim.restore import beam_kernel, fit_beam, restore_channel
+from skarim.write import Beam
+
+CELL = np.deg2rad(1.0 / 3600)
+
+
+@pytest.mark.parametrize("pa_deg", [0.5, 30.0, 89.7, 90.0, 135.0, 179.5])
+def test_beam_fit_recovers_an_analytic_elliptical_gaussian(pa_deg):
+    truth = Beam(major_deg=8.0 / 3600, minor_deg=5.0 / 3600, pa_deg=pa_deg)
+    psf = beam_kernel(truth, CELL, (128, 128))
+    fit = fit_beam(psf, CELL)
+    assert fit.major_deg == pytest.approx(truth.major_deg, rel=0.01)
+    assert fit.minor_deg == pytest.approx(truth.minor_deg, rel=0.01)
+    diff = (fit.pa_deg - pa_deg + 90) % 180 - 90
+    assert abs(diff) < 1.0
+
+
+def test_position_angle_is_east_of_north():
+    # a beam elongated along the x axis (east-west) has PA 90; along y (north-south) PA 0
+    psf = np.zeros((64, 64))
+    yy, xx = np.mgrid[0:64, 0:64]
+    psf = np.exp(-0.5 * (((xx - 32) / 4.0) ** 2 + ((yy - 32) / 2.0) ** 2))
+    assert fit_beam(psf, CELL).pa_deg == pytest.approx(90.0, abs=0.5)
+    psf = np.exp(-0.5 * (((xx - 32) / 2.0) ** 2 + ((yy - 32) / 4.0) ** 2))
+    assert fit_beam(psf, CELL).pa_deg % 180 == pytest.approx(0.0, abs=0.5) or fit_beam(
+        psf, CELL
+    ).pa_deg == pytest.approx(180.0, abs=0.5)
+
+
+def test_restored_point_source_peak_equals_its_flux():
+    beam = Beam(major_deg=6.0 / 3600, minor_deg=4.0 / 3600, pa_deg=40.0)
+    model = np.zeros((96, 96))
+    model[40, 50] = 3.2
+    image = restore_channel(model, np.zeros_like(model), beam, CELL)
+    assert image.max() == pytest.approx(3.2, rel=1e-4)
+    assert np.unravel_index(np.argmax(image), image.shape) == (40, 50)
