@@ -121,9 +121,12 @@ def image(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a mismatched store.")
     ] = False,
+    major_cycles: Annotated[int | None, typer.Option(help="Exact major cycles.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="RIM weights (default: shipped).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | auto.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Warnings only.")] = False,
 ) -> None:
-    """Image a Measurement Set into FITS cubes (WSClean-like flags)."""
+    """Image a Measurement Set into FITS cubes (WSClean-like flags); deconvolves by default."""
     _setup_logging(quiet)
     grid: dict[str, object] = {"channels_out": channels_out, "tile": tile, "nthreads": threads}
     if size is not None:
@@ -146,10 +149,98 @@ def image(
         "read": read,
         "grid": grid,
         "output": {"name": name, "overwrite": overwrite or None},
+        "deconv": {"major_cycles": major_cycles, "weights": weights, "device": device},
         "run": {"dirty_only": dirty_only or None},
     }
     cfg = load_run_config(config, overrides)
     _run_with_progress(cfg, quiet)
+
+
+@app.command()
+def simulate(
+    ms: Annotated[Path, typer.Argument(help="Measurement Set to write.")],
+    layout: Annotated[
+        str, typer.Option(help="Shipped layout (meerkat, vla.a...) or .cfg.")
+    ] = "meerkat",
+    dec: Annotated[float, typer.Option(help="Declination, degrees.")] = -30.0,
+    ra: Annotated[float, typer.Option(help="Right ascension, degrees.")] = 150.0,
+    duration_h: Annotated[float, typer.Option(help="Track length, hours.")] = 1.0,
+    integration_s: Annotated[float, typer.Option(help="Integration time, s.")] = 60.0,
+    freq_hz: Annotated[float, typer.Option(help="First channel, Hz.")] = 1.3e9,
+    chan_width_hz: Annotated[float, typer.Option(help="Channel width, Hz.")] = 2e6,
+    nchan: Annotated[int, typer.Option(help="Channels.")] = 4,
+    feeds: Annotated[str, typer.Option(help="linear | circular.")] = "linear",
+    noise_jy: Annotated[float, typer.Option(help="Noise per visibility, Jy.")] = 0.0,
+    size: Annotated[int, typer.Option(help="Truth image size, pixels.")] = 256,
+    scale: Annotated[str, typer.Option(help="Truth pixel size, e.g. 1.5asec.")] = "1.5asec",
+    points: Annotated[int, typer.Option(help="Point sources.")] = 12,
+    gaussians: Annotated[int, typer.Option(help="Gaussian sources.")] = 3,
+    dynamic_range: Annotated[float, typer.Option(help="Brightest / faintest.")] = 1000.0,
+    max_antennas: Annotated[int | None, typer.Option(help="Use the first N antennas.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    truth: Annotated[
+        Path | None, typer.Option(help="Truth FITS (default MS stem-truth.fits).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing MS.")] = False,
+) -> None:
+    """Simulate an observation of a random sky: a Measurement Set plus the true sky as FITS."""
+    from skarim.config import parse_angle_rad
+    from skarim.simulate import load_simulate_config
+    from skarim.simulate import simulate as run_simulate
+
+    _setup_logging(False)
+    cfg = load_simulate_config({
+        "layout": layout, "ra_deg": ra, "dec_deg": dec, "duration_h": duration_h,
+        "integration_s": integration_s, "freq_start_hz": freq_hz, "chan_width_hz": chan_width_hz,
+        "nchan": nchan, "feeds": feeds, "noise_jy": noise_jy, "npix": size,
+        "cell_rad": parse_angle_rad(scale), "n_points": points, "n_gaussians": gaussians,
+        "dynamic_range": dynamic_range, "max_antennas": max_antennas, "seed": seed,
+    })  # fmt: skip
+    truth_path = truth or ms.with_name(f"{ms.name.removesuffix('.ms')}-truth.fits")
+    result = run_simulate(cfg, ms, truth_path, overwrite=overwrite)
+    log.info("wrote %s (%d rows) and %s", result.ms_path, result.nrow, result.truth_path)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="Training recipe, pipelines/train/<name>.yaml.")],
+    export: Annotated[
+        Path | None, typer.Option(help="Copy the best weights here at the end.")
+    ] = None,
+) -> None:
+    """Train the RIM on simulated problems (resumes from the run directory's state.pt)."""
+    from skarim.train import export_weights, load_train_config
+    from skarim.train import train as run_train
+
+    _setup_logging(False)
+    if not config.is_file():
+        raise InputError(f"training config {config} does not exist")
+    cfg = load_train_config(config)
+
+    def show(rec: dict) -> None:
+        log.info(
+            "step %d loss %.3f val SNR %.2f dB (smoothed %.2f dB)",
+            rec["step"], rec["loss"], rec["val"]["snr_db"], rec["val"]["smoothed_snr_db"],
+        )  # fmt: skip
+
+    run = run_train(cfg, log=show)
+    if export is not None:
+        export_weights(run, export, config)
+        log.info("exported weights to %s", export)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for the demo's MS and products.")] = Path(
+        "skarim-demo"
+    ),
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto.")] = "auto",
+) -> None:
+    """Simulate a small MeerKAT observation and image it with the shipped RIM weights."""
+    from skarim.demo import run_demo
+
+    _setup_logging(False)
+    run_demo(out, device)
 
 
 @app.command()

@@ -226,12 +226,23 @@ class DeconvConfig(_Frozen):
         cpu, cuda or auto.
     margin : int
         Halo in pixels read from neighbouring tiles around each tile.
+    batch_tiles : int
+        Tiles the RIM processes at once.
     """
 
     major_cycles: int = 3
     weights: Path | None = None
     device: Device = Device.auto
     margin: int = 32
+    batch_tiles: int = 4
+
+    @model_validator(mode="after")
+    def _check(self) -> DeconvConfig:
+        if self.major_cycles < 1:
+            raise ValueError("major_cycles must be >= 1 (use --dirty-only for no deconvolution)")
+        if self.margin < 0 or self.batch_tiles < 1:
+            raise ValueError("margin must be >= 0 and batch_tiles >= 1")
+        return self
 
 
 class OutputConfig(_Frozen):
@@ -272,6 +283,7 @@ class RunConfig(_Frozen):
         return {
             "read": self.read.model_dump(mode="json", exclude={"chunk_rows"}),
             "grid": self.grid.model_dump(mode="json", exclude={"nthreads", "facet_pix"}),
+            "deconv": self.deconv.model_dump(mode="json", include={"weights", "margin"}),
         }
 
 

@@ -21,8 +21,9 @@ from skarim.coords import ImageWCS
 from skarim.errors import InputError
 from skarim.grid import channel_groups, grid_channel
 from skarim.read import MSMeta, open_ms
+from skarim.restore import common_beam, fit_beam, restore_channel
 from skarim.store import RunStore
-from skarim.write import write_cube
+from skarim.write import Beam, write_cube
 
 __all__ = ["RunResult", "image_wcs", "run_imaging", "write_products"]
 
@@ -43,12 +44,15 @@ class RunResult:
         NaN/inf visibilities flagged by this invocation's read passes.
     tiles_gridded : int
         Tiles gridded by this invocation (0 when everything was resumed from the store).
+    cycles : list of dict
+        Per (cycle, channel) run by this invocation: noise, residual RMS, model flux.
     """
 
     products: dict[str, Path] = field(default_factory=dict)
     store: Path = Path()
     nonfinite: int = 0
     tiles_gridded: int = 0
+    cycles: list[dict] = field(default_factory=list)
 
 
 def image_wcs(cfg: RunConfig, meta: MSMeta) -> ImageWCS:
@@ -84,17 +88,53 @@ def _psf_wcs(wcs: ImageWCS, tile: int) -> ImageWCS:
     )
 
 
+def channel_beams(store: RunStore) -> list[Beam]:
+    """Clean beams fitted to each channel's PSF."""
+    cell = store.wcs.cell_rad
+    return [fit_beam(store.array("psf")[c], cell) for c in range(store.wcs.nchan)]
+
+
 def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Path]:
-    """Write FITS cubes of store arrays (``dirty``, ``psf``, ``model``, ``residual``)."""
+    """Write FITS cubes: store arrays (``dirty``, ``psf``, ``model``, ``residual``) or ``image``.
+
+    Every cube carries the common beam (``BMAJ/BMIN/BPA``) and the per-channel beams (CASA
+    ``BEAMS`` table); ``image`` is restored channel by channel with that channel's beam.
+    """
     wcs = store.wcs
     history = [f"skarim {__version__}: {' '.join(sys.argv)}"]
-    units = {"dirty": "JY/BEAM", "residual": "JY/BEAM", "psf": "JY/BEAM", "model": "JY/PIXEL"}
+    units = {
+        "dirty": "JY/BEAM",
+        "residual": "JY/BEAM",
+        "psf": "JY/BEAM",
+        "model": "JY/PIXEL",
+        "image": "JY/BEAM",
+    }
+    beams = channel_beams(store)
+    common = common_beam(beams)
     out: dict[str, Path] = {}
     for name in names:
-        data = store.array(name)[...]
+        if name == "image":
+            data = np.stack(
+                [
+                    restore_channel(
+                        store.array("model")[c], store.array("residual")[c], beams[c], wcs.cell_rad
+                    )
+                    for c in range(wcs.nchan)
+                ]
+            )
+        else:
+            data = store.array(name)[...]
         geometry = _psf_wcs(wcs, store.tile) if name == "psf" else wcs
         path = cfg.output.product_path(name)
-        out[name] = write_cube(path, data, geometry, bunit=units[name], history=history)
+        out[name] = write_cube(
+            path,
+            data,
+            geometry,
+            bunit=units[name],
+            beam=common,
+            channel_beams=beams,
+            history=history,
+        )
         log.info("wrote %s", path)
     return out
 
@@ -128,6 +168,12 @@ def run_imaging(
     """
     meta = open_ms(cfg.read)
     wcs = image_wcs(cfg, meta)
+    rim = device = None
+    if not cfg.dirty_only:  # fail on a bad device or weights file before any gridding
+        from skarim.deconvolve import load_rim, resolve_device
+
+        device = resolve_device(cfg.deconv.device)
+        rim = load_rim(cfg.deconv.weights, device)
     log.info(
         "%s: %d rows, field %s, %d channels %.4f-%.4f GHz, %s feeds -> %d x %d pixels, "
         "%d channel(s)",
@@ -152,7 +198,8 @@ def run_imaging(
     )
     result = RunResult(store=cfg.output.store_path)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
-    on_plan(len(groups) * cfg.grid.ntile_x * cfg.grid.ntile_y)
+    ntiles = len(groups) * cfg.grid.ntile_x * cfg.grid.ntile_y
+    on_plan(ntiles if cfg.dirty_only else ntiles * (1 + cfg.deconv.major_cycles))
 
     def count(n: int) -> None:
         result.tiles_gridded += n
@@ -171,5 +218,13 @@ def run_imaging(
         raise InputError(f"all data flagged in {meta.path} for the selected field/spw/channels")
     for c in np.flatnonzero(sumwt <= 0):
         log.warning("output channel %d has no unflagged data: its planes are zero", c)
-    result.products = write_products(store, cfg, ("dirty", "psf"))
+    if cfg.dirty_only:
+        result.products = write_products(store, cfg, ("dirty", "psf"))
+        return result
+    from skarim.cycles import run_cycles
+
+    log.info("deconvolving on %s, %d major cycle(s)", device, cfg.deconv.major_cycles)
+    result.cycles = run_cycles(store, cfg, groups, rim, device, on_tiles=on_tiles)
+    names = ("dirty", "psf", "model", "residual", "image")
+    result.products = write_products(store, cfg, names)
     return result

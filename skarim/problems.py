@@ -180,7 +180,7 @@ def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.
         ``(t, t)`` non-negative sky, maximum 1.
     """
     sky = np.zeros((tile, tile))
-    n_points = rng.poisson(rng.choice([2.0, 8.0, 25.0]))
+    n_points = rng.poisson(rng.choice([0.5, 2.0, 8.0, 25.0]))
     if n_points:
         flux = (1 - rng.random(n_points)) ** (-1 / rng.uniform(0.8, 1.6))  # Pareto
         x = rng.integers(0, tile, n_points)

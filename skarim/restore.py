@@ -50,7 +50,10 @@ def fit_beam(psf: np.ndarray, cell_rad: float, threshold: float = 0.35) -> Beam:
     """
     ny, nx = psf.shape
     cy, cx = ny // 2, nx // 2
+    cell_deg = np.degrees(cell_rad)
     mask = _main_lobe(psf, threshold)
+    if np.count_nonzero(mask) < 6:  # an unresolved lobe: fit the 3x3 pixels around the peak
+        mask[cy - 1 : cy + 2, cx - 1 : cx + 2] = psf[cy - 1 : cy + 2, cx - 1 : cx + 2] > 0
     yy, xx = np.nonzero(mask)
     east = -(xx - cx).astype(float)  # FITS x grows to the west
     north = (yy - cy).astype(float)
@@ -60,15 +63,17 @@ def fit_beam(psf: np.ndarray, cell_rad: float, threshold: float = 0.35) -> Beam:
     weight = psf[yy, xx]
     coef, *_ = np.linalg.lstsq(design * weight[:, None], -val * weight, rcond=None)
     q = np.array([[coef[0], coef[1]], [coef[1], coef[2]]])
-    cov = np.linalg.inv(2 * q)  # pixels^2, (east, north)
-    evals, evecs = np.linalg.eigh(cov)
-    evals = np.clip(evals, 1e-12, None)
-    major_vec = evecs[:, 1]
+    qvals, qvecs = np.linalg.eigh(q)
+    if qvals[0] <= 0:  # not a peak in some direction: a circular beam of the lobe's area
+        fwhm = np.sqrt(4.0 * np.count_nonzero(mask) / np.pi) * cell_deg
+        return Beam(major_deg=float(fwhm), minor_deg=float(fwhm), pa_deg=0.0)
+    # covariance of the Gaussian = (2 q)^-1: its major axis is q's smallest eigenvalue
+    major_vec = qvecs[:, 0]
     pa = np.degrees(np.arctan2(major_vec[0], major_vec[1])) % 180.0
-    cell_deg = np.degrees(cell_rad)
+    sigma_major, sigma_minor = np.sqrt(0.5 / qvals[0]), np.sqrt(0.5 / qvals[1])
     return Beam(
-        major_deg=float(_FWHM_PER_SIGMA * np.sqrt(evals[1]) * cell_deg),
-        minor_deg=float(_FWHM_PER_SIGMA * np.sqrt(evals[0]) * cell_deg),
+        major_deg=float(_FWHM_PER_SIGMA * sigma_major * cell_deg),
+        minor_deg=float(_FWHM_PER_SIGMA * sigma_minor * cell_deg),
         pa_deg=float(pa),
     )
 

@@ -8,10 +8,13 @@ array           shape                       chunks            meaning
 ``dirty``       ``(c, ny, nx)`` float32     ``(1, t, t)``     dirty image, Jy/beam
 ``psf``         ``(c, 2t, 2t)`` float32     ``(1, 2t, 2t)``   PSF, peak 1 at ``(t, t)``
 ``sumwt``       ``(c,)`` float64            ``(c,)``          sum of imaging weights
-``model``       ``(c, ny, nx)`` float32     ``(1, t, t)``     model, Jy/pixel
+``model``       ``(c, ny, nx)`` float32     ``(1, t, t)``     model after the last full cycle
+``model_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     tiles' models of the cycle running
 ``residual``    ``(c, ny, nx)`` float32     ``(1, t, t)``     residual, Jy/beam
 ``gridded``     ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
 ``cycle``       ``(c, nty, ntx)`` int32     ``(1, nty, ntx)`` last major cycle done for a tile
+``rcycle``      ``(c,)`` int32              ``(c,)``          cycle whose exact residual is in
+                                                              ``residual`` (0: use ``dirty``)
 ==============  ==========================  ================  ==============================
 
 Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
@@ -130,7 +133,7 @@ class RunStore:
             "dtype": "float32",
             "fill_value": 0.0,
         }
-        for name in ("dirty", "model", "residual"):
+        for name in ("dirty", "model", "model_next", "residual"):
             group.create_array(name, dimension_names=("chan", "y", "x"), **image)
         group.create_array(
             "psf",
@@ -148,6 +151,7 @@ class RunStore:
         }
         group.create_array("gridded", dtype="int8", fill_value=0, **tiles)
         group.create_array("cycle", dtype="int32", fill_value=0, **tiles)
+        group.create_array("rcycle", shape=(c,), chunks=(c,), dtype="int32", fill_value=0)
         group.attrs.update(
             {
                 "skarim_version": __version__,

@@ -27,7 +27,15 @@ from skarim.operator import TileOperator
 from skarim.problems import ProblemBatch, ProblemConfig, make_batch
 from skarim.rim import RIM, RIMConfig
 
-__all__ = ["TrainConfig", "load_train_config", "train", "evaluate", "rim_loss", "save_weights"]
+__all__ = [
+    "TrainConfig",
+    "evaluate",
+    "export_weights",
+    "load_train_config",
+    "rim_loss",
+    "save_weights",
+    "train",
+]
 
 _VAL_SEED_OFFSET = 1_000_003
 
@@ -291,3 +299,17 @@ def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def export_weights(run_dir: Path, dest: Path, config_path: Path) -> None:
+    """Ship a run's best weights: ``dest`` plus the recipe and the measured quality beside it.
+
+    Writes ``dest`` (weights), ``dest.stem + "-train.yaml"`` (a copy of the recipe) and
+    ``dest.stem + "-quality.json"`` (validation scores, baselines, hardware, wall time).
+    """
+    run_dir, dest = Path(run_dir), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    blob = torch.load(run_dir / "best.pt", weights_only=True)
+    torch.save(blob, dest)
+    dest.with_name(f"{dest.stem}-train.yaml").write_text(Path(config_path).read_text())
+    dest.with_name(f"{dest.stem}-quality.json").write_text((run_dir / "quality.json").read_text())

@@ -1,0 +1,236 @@
+"""The imaging runs the benchmark compares, each one separate measured process.
+
+A registry maps a method name to the function that builds its command and finds its
+products. Every run writes into ``<case dir>/<method>/``, a fresh directory, so skarim never
+resumes from an earlier store and WSClean never finds old files.
+
+- ``skarim_dirty``: ``python -m skarim image ... --dirty-only`` (dirty and PSF cubes).
+- ``skarim``: the same without ``--dirty-only``; scored when it wrote ``<name>-model.fits``,
+  else recorded as "not available" (deconvolution not there yet).
+- ``wsclean_dirty``: WSClean with no iterations, the like-for-like speed baseline of
+  ``skarim_dirty`` (an addition to the issue's list; it costs seconds).
+- ``wsclean_hogbom``, ``wsclean_multiscale``: WSClean 3.x with auto-masking, as in the
+  issue: ``-use-wgridder -niter 100000 -auto-threshold 1 -auto-mask 3 -mgain 0.8``.
+  ``-wgridder-accuracy`` is set to skarim's epsilon (WSClean's default is 1e-4) so both
+  grid to the same accuracy, and ``-j`` to the thread count.
+- ``ducc0_raw``: ``bench/ducc0_grid.py``, one read and one ``vis2dirty`` per output channel.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cases import Case
+from tools import Measured, log_tail, run_measured
+
+__all__ = ["RunSpec", "MethodRun", "METHODS", "EPSILON", "run_method"]
+
+EPSILON = 1e-5
+"""Gridding accuracy of every tool: skarim's default (``GridConfig.epsilon``)."""
+
+_BENCH_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What every method of one case is told.
+
+    Attributes
+    ----------
+    case : Case
+        The case.
+    ms : Path
+        Its Measurement Set.
+    workdir : Path
+        The case's directory.
+    threads : int
+        Threads handed to every tool.
+    device : str
+        ``cpu`` or ``cuda`` (skarim only).
+    skarim_has_device_flag : bool
+        Whether ``skarim image`` takes ``--device`` (it is passed only then).
+    timeout_s : float or None
+        Longest a run may take before it is killed and reported as ``timeout``.
+    """
+
+    case: Case
+    ms: Path
+    workdir: Path
+    threads: int
+    device: str
+    skarim_has_device_flag: bool
+    timeout_s: float | None = None
+
+
+@dataclass
+class MethodRun:
+    """One method's run of one case.
+
+    Attributes
+    ----------
+    method : str
+        Registry name.
+    status : str
+        ``ok``, ``not available``, ``timeout`` or ``failed``.
+    measured : Measured or None
+        The process's costs (None when it never ran).
+    model, residual, psf : list of Path
+        Products to score: Jy/pixel model planes, Jy/beam residual (or dirty) planes, PSF.
+    note : str
+        Why a run is not available or failed.
+    extra : dict
+        Method-specific numbers (ducc0's own read and grid times).
+    """
+
+    method: str
+    status: str
+    measured: Measured | None = None
+    model: list[Path] = field(default_factory=list)
+    residual: list[Path] = field(default_factory=list)
+    psf: list[Path] = field(default_factory=list)
+    note: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _fresh(spec: RunSpec, method: str) -> Path:
+    out = spec.workdir / method
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return out
+
+
+def _skarim_cmd(spec: RunSpec, prefix: Path, dirty_only: bool) -> list[str]:
+    c = spec.case
+    cmd = [sys.executable, "-m", "skarim", "image", str(spec.ms),
+           "--size", str(c.npix), str(c.npix), "--scale", f"{c.cell_arcsec:g}asec",
+           "--weight", "briggs", "0", "--channels-out", str(c.channels_out),
+           "--name", str(prefix), "--threads", str(spec.threads)]  # fmt: skip
+    if spec.skarim_has_device_flag:
+        cmd += ["--device", spec.device]
+    if dirty_only:
+        cmd.append("--dirty-only")
+    return cmd
+
+
+def _finish(run: MethodRun, measured: Measured, needed: list[Path]) -> MethodRun:
+    run.measured = measured
+    missing = [p.name for p in needed if not p.exists()]
+    if measured.returncode == -9:
+        run.status = "timeout"
+        run.note = f"killed after {measured.wall_s:.0f} s"
+    elif measured.returncode != 0:
+        run.status = "failed"
+        run.note = f"exit {measured.returncode}: {log_tail(measured.log)}"
+    elif missing:
+        run.status = "failed"
+        run.note = f"missing {', '.join(missing)}"
+    return run
+
+
+def _skarim_dirty(spec: RunSpec) -> MethodRun:
+    out = _fresh(spec, "skarim_dirty")
+    prefix = out / "skarim"
+    m = run_measured(_skarim_cmd(spec, prefix, True), out, out / "run.log", spec.timeout_s)
+    run = MethodRun(
+        "skarim_dirty", "ok",
+        residual=[Path(f"{prefix}-dirty.fits")], psf=[Path(f"{prefix}-psf.fits")],
+    )  # fmt: skip
+    return _finish(run, m, run.residual + run.psf)
+
+
+def _skarim(spec: RunSpec) -> MethodRun:
+    out = _fresh(spec, "skarim")
+    prefix = out / "skarim"
+    m = run_measured(_skarim_cmd(spec, prefix, False), out, out / "run.log", spec.timeout_s)
+    model = Path(f"{prefix}-model.fits")
+    run = MethodRun(
+        "skarim", "ok", model=[model], residual=[Path(f"{prefix}-residual.fits")],
+        psf=[Path(f"{prefix}-psf.fits")],
+    )  # fmt: skip
+    if m.returncode == 0 and not model.exists():
+        run.measured = m
+        run.status = "not available"
+        run.note = f"{model.name} not written (skarim deconvolution not available yet)"
+        return run
+    return _finish(run, m, run.model)
+
+
+def _wsclean_cmd(spec: RunSpec, prefix: Path, extra: list[str]) -> list[str]:
+    c = spec.case
+    return ["wsclean", "-size", str(c.npix), str(c.npix), "-scale", f"{c.cell_arcsec:g}asec",
+            "-weight", "briggs", "0", "-channels-out", str(c.channels_out), "-use-wgridder",
+            "-wgridder-accuracy", f"{EPSILON:g}", "-j", str(spec.threads), *extra,
+            "-name", str(prefix), str(spec.ms)]  # fmt: skip
+
+
+def _wsclean_products(prefix: Path, channels_out: int, product: str) -> list[Path]:
+    if channels_out == 1:
+        return [Path(f"{prefix}-{product}.fits")]
+    return [Path(f"{prefix}-{k:04d}-{product}.fits") for k in range(channels_out)]
+
+
+def _wsclean(spec: RunSpec, method: str, extra: list[str], deconvolve: bool) -> MethodRun:
+    if shutil.which("wsclean") is None:
+        return MethodRun(method, "not available", note="wsclean not on PATH")
+    out = _fresh(spec, method)
+    prefix = out / "wsclean"
+    m = run_measured(_wsclean_cmd(spec, prefix, extra), out, out / "run.log", spec.timeout_s)
+    k = spec.case.channels_out
+    run = MethodRun(method, "ok", psf=_wsclean_products(prefix, k, "psf"))
+    if deconvolve:
+        run.model = _wsclean_products(prefix, k, "model")
+        run.residual = _wsclean_products(prefix, k, "residual")
+    else:
+        run.residual = _wsclean_products(prefix, k, "dirty")
+    return _finish(run, m, run.model + run.residual)
+
+
+_CLEAN = ["-niter", "100000", "-auto-threshold", "1", "-auto-mask", "3", "-mgain", "0.8"]
+
+
+def _wsclean_dirty(spec: RunSpec) -> MethodRun:
+    return _wsclean(spec, "wsclean_dirty", ["-niter", "0"], deconvolve=False)
+
+
+def _wsclean_hogbom(spec: RunSpec) -> MethodRun:
+    return _wsclean(spec, "wsclean_hogbom", _CLEAN, deconvolve=True)
+
+
+def _wsclean_multiscale(spec: RunSpec) -> MethodRun:
+    return _wsclean(spec, "wsclean_multiscale", [*_CLEAN, "-multiscale"], deconvolve=True)
+
+
+def _ducc0_raw(spec: RunSpec) -> MethodRun:
+    out = _fresh(spec, "ducc0_raw")
+    stats = out / "ducc0.json"
+    c = spec.case
+    cmd = [sys.executable, str(_BENCH_DIR / "ducc0_grid.py"), str(spec.ms), str(c.npix),
+           repr(c.cell_rad), str(c.channels_out), f"{EPSILON:g}", str(spec.threads),
+           str(stats)]  # fmt: skip
+    m = run_measured(cmd, out, out / "run.log", spec.timeout_s)
+    run = _finish(MethodRun("ducc0_raw", "ok"), m, [stats])
+    if run.status == "ok":
+        run.extra = json.loads(stats.read_text())
+    return run
+
+
+METHODS: dict[str, Callable[[RunSpec], MethodRun]] = {
+    "skarim_dirty": _skarim_dirty,
+    "skarim": _skarim,
+    "wsclean_dirty": _wsclean_dirty,
+    "wsclean_hogbom": _wsclean_hogbom,
+    "wsclean_multiscale": _wsclean_multiscale,
+    "ducc0_raw": _ducc0_raw,
+}
+"""Every method, in the order it runs and is reported."""
+
+
+def run_method(name: str, spec: RunSpec) -> MethodRun:
+    """Run one method of the registry on one case."""
+    return METHODS[name](spec)
