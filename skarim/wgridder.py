@@ -86,6 +86,28 @@ def block_centre_rad(block: Block) -> tuple[float, float]:
     return cx, cy
 
 
+def _conventions(
+    uvw_m: np.ndarray, freq_hz: np.ndarray, block: Block, epsilon: float, nthreads: int
+) -> dict:
+    """Keyword arguments shared by both directions: coordinates, geometry, conventions."""
+    cx, cy = block_centre_rad(block)
+    return {
+        "uvw": np.ascontiguousarray(uvw_m, dtype=np.float64),
+        "freq": np.ascontiguousarray(freq_hz, dtype=np.float64),
+        "pixsize_x": block.cell_rad,
+        "pixsize_y": block.cell_rad,
+        "center_x": -cx,  # ducc0 takes the centre in its flipped (u, v) frame
+        "center_y": -cy,
+        "epsilon": epsilon,
+        "do_wgridding": True,
+        "flip_u": CONVENTIONS["flip_u"],
+        "flip_v": CONVENTIONS["flip_v"],
+        "flip_w": CONVENTIONS["flip_w"],
+        "divide_by_n": CONVENTIONS["divide_by_n"],
+        "nthreads": nthreads,
+    }
+
+
 def vis_to_image(
     *,
     uvw_m: np.ndarray,
@@ -120,25 +142,13 @@ def vis_to_image(
     numpy.ndarray
         ``(block.ny, block.nx)`` image, FITS order, ``sum_k w_k Re(V_k e^{-2 pi i phi_k})``.
     """
-    cx, cy = block_centre_rad(block)
     real = np.float64 if vis.dtype == np.complex128 else np.float32
     out = _wg.vis2dirty(
-        uvw=np.ascontiguousarray(uvw_m, dtype=np.float64),
-        freq=np.ascontiguousarray(freq_hz, dtype=np.float64),
         vis=np.ascontiguousarray(vis),
         wgt=np.ascontiguousarray(weight, dtype=real),
         npix_x=block.nx,
         npix_y=block.ny,
-        pixsize_x=block.cell_rad,
-        pixsize_y=block.cell_rad,
-        center_x=-cx,  # ducc0 takes the centre in its flipped (u, v) frame
-        center_y=-cy,
-        epsilon=epsilon,
-        do_wgridding=True,
-        flip_u=True,
-        flip_v=True,
-        divide_by_n=False,
-        nthreads=nthreads,
+        **_conventions(uvw_m, freq_hz, block, epsilon, nthreads),
     )  # (nx, ny) in ducc0's [l, m] order
     return np.ascontiguousarray(out.T[:, ::-1])  # (ny, nx) FITS order
 
@@ -165,20 +175,7 @@ def image_to_vis(
     numpy.ndarray
         ``(nrow, nchan)`` complex visibilities in Jy.
     """
-    cx, cy = block_centre_rad(block)
     ducc_order = np.ascontiguousarray(image[:, ::-1].T)  # (nx, ny)
     return _wg.dirty2vis(
-        uvw=np.ascontiguousarray(uvw_m, dtype=np.float64),
-        freq=np.ascontiguousarray(freq_hz, dtype=np.float64),
-        dirty=ducc_order,
-        pixsize_x=block.cell_rad,
-        pixsize_y=block.cell_rad,
-        center_x=-cx,  # ducc0 takes the centre in its flipped (u, v) frame
-        center_y=-cy,
-        epsilon=epsilon,
-        do_wgridding=True,
-        flip_u=True,
-        flip_v=True,
-        divide_by_n=False,
-        nthreads=nthreads,
+        dirty=ducc_order, **_conventions(uvw_m, freq_hz, block, epsilon, nthreads)
     )
