@@ -8,8 +8,11 @@ Steps, all in ``--out``:
 
 1. simulate ``sim.ms`` with :func:`skarim.simulate.simulate` (skipped when it exists, unless
    ``--resimulate``);
-2. image it with :func:`skarim.pipeline.run_imaging` (``dirty_only``), timing the grid stage
-   and the ducc0 calls inside it;
+2. image it with skarim: the grid stage (:func:`skarim.grid.grid_channels` over all output
+   channels, into a fresh store) timed with the ducc0 calls inside it, then
+   :func:`skarim.pipeline.run_imaging` (``dirty_only``), which resumes from that store and
+   writes the FITS cubes; the process's peak RSS is taken after this step (a simulation
+   in the same process, step 1, comes before it: reuse the MS to measure skarim alone);
 3. image it with ``wsclean`` (one dirty image and PSF per channel), timing the wall clock;
 4. compare per channel: ``max |skarim - wsclean| / max |wsclean|`` over the whole image and
    its inner 80 %, and the same for the PSF over skarim's ``2 tile x 2 tile`` box (centred);
@@ -27,6 +30,7 @@ import argparse
 import json
 import math
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,12 +44,13 @@ from astropy.io import fits
 from casacore import tables
 
 import skarim.grid
-import skarim.pipeline
 from skarim import __version__
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.grid import channel_groups
+from skarim.grid import channel_groups, grid_channels
+from skarim.pipeline import image_wcs, run_imaging
 from skarim.read import iter_chunks, open_ms
 from skarim.simulate import SimulateConfig, simulate
+from skarim.store import RunStore
 from skarim.weighting import WeightGrid
 from skarim.wgridder import Block, block_centre_rad
 
@@ -72,7 +77,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--wgridder-accuracy", type=float, default=1e-6, help="WSClean -wgridder-accuracy"
     )
     p.add_argument("--threads", type=int, default=2, help="threads for every gridder")
-    p.add_argument("--chunk-rows", type=int, default=100_000, help="skarim rows per read chunk")
+    p.add_argument("--chunk-mb", type=int, default=256, help="skarim read chunk, MiB")
+    p.add_argument(
+        "--chunk-rows", type=int, default=None, help="skarim rows per read chunk (overrides MiB)"
+    )
     p.add_argument(
         "--hand-weight-scatter",
         type=float,
@@ -134,7 +142,7 @@ def _scatter_hand_weights(ms: Path, scatter: float, seed: int) -> None:
 def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
     """Image with skarim; time the grid stage and the ducc0 calls inside it."""
     cfg = RunConfig(
-        read=ReadConfig(ms=ms, chunk_rows=args.chunk_rows),
+        read=ReadConfig(ms=ms, chunk_mb=args.chunk_mb, chunk_rows=args.chunk_rows),
         grid=GridConfig(
             npix_x=args.size,
             npix_y=args.size,
@@ -150,15 +158,8 @@ def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
         dirty_only=True,
     )
     shutil.rmtree(cfg.output.store_path, ignore_errors=True)  # no resume: time a full run
-    timers = {"grid_stage_s": 0.0, "ducc0_in_grid_s": 0.0}
-    grid_channel, vis_to_image = skarim.pipeline.grid_channel, skarim.grid.vis_to_image
-
-    def timed_grid_channel(*a, **k):
-        t0 = time.perf_counter()
-        try:
-            return grid_channel(*a, **k)
-        finally:
-            timers["grid_stage_s"] += time.perf_counter() - t0
+    timers = {"ducc0_in_grid_s": 0.0}
+    vis_to_image = skarim.grid.vis_to_image
 
     def timed_vis_to_image(*a, **k):
         t0 = time.perf_counter()
@@ -167,13 +168,27 @@ def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
         finally:
             timers["ducc0_in_grid_s"] += time.perf_counter() - t0
 
-    skarim.pipeline.grid_channel, skarim.grid.vis_to_image = timed_grid_channel, timed_vis_to_image
+    t0 = time.perf_counter()
+    meta = open_ms(cfg.read)
+    store = RunStore.open_or_create(
+        cfg.output.store_path,
+        config=cfg.fingerprint_dict(),
+        ms_fingerprint=meta.fingerprint,
+        wcs=image_wcs(cfg, meta),
+        tile=cfg.grid.tile,
+        overwrite=True,
+    )
+    groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
+    skarim.grid.vis_to_image = timed_vis_to_image
     try:
-        t0 = time.perf_counter()
-        skarim.pipeline.run_imaging(cfg)
-        timers["run_imaging_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        grid_channels(store, cfg.read, cfg.grid, groups)
+        timers["grid_stage_s"] = time.perf_counter() - t1
     finally:
-        skarim.pipeline.grid_channel, skarim.grid.vis_to_image = grid_channel, vis_to_image
+        skarim.grid.vis_to_image = vis_to_image
+    run_imaging(cfg)  # resumes: every tile is gridded; writes the FITS cubes
+    timers["run_imaging_s"] = time.perf_counter() - t0
+    timers["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return cfg, timers
 
 
@@ -320,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = _simulate(args, ms)
     print(f"MS {ms}: {sim['nrow']} rows, {sim['size_mb']:.0f} MB ({sim['seconds']:.0f} s)")
     cfg, sk = _run_skarim(args, ms)
-    print(f"skarim grid stage {sk['grid_stage_s']:.1f} s (ducc0 {sk['ducc0_in_grid_s']:.1f} s)")
+    print(
+        f"skarim grid stage {sk['grid_stage_s']:.1f} s (ducc0 {sk['ducc0_in_grid_s']:.1f} s), "
+        f"process peak RSS {sk['peak_rss_mb']:.0f} MB"
+    )
     ws = _run_wsclean(args, ms)
     print("wsclean:", " ".join(ws["command"]), f"({ws['wall_s'] or 0:.1f} s)")
     rows = _compare(args, cfg)
@@ -340,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "skarim_grid_stage_s": sk["grid_stage_s"],
         "skarim_ducc0_calls_s": sk["ducc0_in_grid_s"],
         "skarim_run_imaging_s": sk["run_imaging_s"],
+        "skarim_peak_rss_mb": sk["peak_rss_mb"],
         "raw_vis2dirty_s": raw["vis2dirty_total_s"],
         "wsclean_wall_s": ws["wall_s"],
         "grid_stage_over_raw": sk["grid_stage_s"] / raw["vis2dirty_total_s"],

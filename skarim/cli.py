@@ -124,10 +124,36 @@ def image(
     major_cycles: Annotated[int | None, typer.Option(help="Exact major cycles.")] = None,
     weights: Annotated[Path | None, typer.Option(help="RIM weights (default: shipped).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | auto.")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of a running Dask scheduler to join, or 'sync' to run in this "
+            "process without Dask (default: a local cluster sized to this machine)."
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="slurm | pbs: start workers as batch jobs.")
+    ] = None,
+    cluster_config: Annotated[
+        Path | None, typer.Option(help="Job recipe for --cluster, e.g. pipelines/slurm.yaml.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes, local cluster.")] = None,
+    threads_per_worker: Annotated[
+        int | None, typer.Option(help="Threads each task hands to ducc0 and torch.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Warnings only.")] = False,
 ) -> None:
     """Image a Measurement Set into FITS cubes (WSClean-like flags); deconvolves by default."""
     _setup_logging(quiet)
+    if scheduler is not None and cluster is not None:
+        raise InputError("--scheduler and --cluster exclude each other: join or start, not both")
+    run_cluster: dict[str, object] = {
+        "kind": "sync" if scheduler == "sync" else cluster,
+        "scheduler": None if scheduler == "sync" else scheduler,
+        "cluster_config": cluster_config,
+        "n_workers": workers,
+        "threads_per_worker": threads_per_worker,
+    }
     grid: dict[str, object] = {"channels_out": channels_out, "tile": tile, "nthreads": threads}
     if size is not None:
         grid["npix_x"], grid["npix_y"] = _parse_size(size)
@@ -150,6 +176,7 @@ def image(
         "grid": grid,
         "output": {"name": name, "overwrite": overwrite or None},
         "deconv": {"major_cycles": major_cycles, "weights": weights, "device": device},
+        "cluster": run_cluster,
         "run": {"dirty_only": dirty_only or None},
     }
     cfg = load_run_config(config, overrides)

@@ -25,12 +25,15 @@ __all__ = [
     "GridConfig",
     "DeconvConfig",
     "OutputConfig",
+    "ClusterKind",
+    "ClusterConfig",
     "RunConfig",
     "parse_angle_rad",
     "load_run_config",
 ]
 
 _WSCLEAN_UNITS = {"asec": "arcsec", "amin": "arcmin"}
+_SECTIONS = ("read", "grid", "deconv", "output", "cluster")
 _FLAG_OF_FIELD = {"grid.npix_x": "--size", "grid.npix_y": "--size", "grid.cell_rad": "--scale"}
 
 
@@ -103,8 +106,16 @@ class ReadConfig(_Frozen):
         SPECTRAL_WINDOW id.
     chan_start, chan_stop : int, int or None
         Channel range ``[chan_start, chan_stop)`` within the spectral window.
-    chunk_rows : int
-        Rows read at a time: bounds the memory of the read stage.
+    chunk_mb : int
+        Size of a row chunk, MiB: the bytes of whole data, FLAG and weight cells (all
+        channels and correlations of the spectral window) plus UVW and FLAG_ROW that one
+        chunk reads; the rows per chunk follow from it (:func:`skarim.read.rows_per_chunk`).
+        It bounds the memory of the read stage: at its peak, while a chunk is read, the
+        Stokes I arrays of the previous one (about 0.4 of its size with 4 correlations) are
+        still held.
+    chunk_rows : int or None
+        Rows read at a time, overriding ``chunk_mb`` (for tests); None derives them from
+        ``chunk_mb``.
     """
 
     ms: Path
@@ -113,13 +124,14 @@ class ReadConfig(_Frozen):
     spw: int = 0
     chan_start: int = 0
     chan_stop: int | None = None
-    chunk_rows: int = 100_000
+    chunk_mb: int = 256
+    chunk_rows: int | None = None
 
-    @field_validator("chunk_rows")
+    @field_validator("chunk_mb", "chunk_rows")
     @classmethod
-    def _positive_chunk(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("chunk_rows must be >= 1")
+    def _positive_chunk(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("chunk sizes must be >= 1")
         return v
 
 
@@ -149,6 +161,11 @@ class GridConfig(_Frozen):
     facet_pix : int
         Largest side, in pixels, gridded by one ducc0 call; a facet is a block of whole
         tiles, so memory per task follows this number, not the image size.
+    memory_budget_mb : int
+        MiB allowed for the float64 accumulators of the output channels gridded together
+        in one read of the Measurement Set (per channel: a facet image, the PSF and the
+        weight grid); :func:`skarim.grid.groups_per_batch` turns it into a channel count.
+        The read chunk (``ReadConfig.chunk_mb``) and ducc0's working memory come on top.
     """
 
     npix_x: int
@@ -162,6 +179,7 @@ class GridConfig(_Frozen):
     double_precision: bool = False
     nthreads: int = 1
     facet_pix: int = 8192
+    memory_budget_mb: int = 2048
 
     @model_validator(mode="before")
     @classmethod
@@ -190,6 +208,8 @@ class GridConfig(_Frozen):
             )
         if self.facet_pix < self.tile:
             raise ValueError("facet_pix must be at least one tile")
+        if self.memory_budget_mb < 1:
+            raise ValueError("memory_budget_mb must be >= 1")
         return self
 
     @property
@@ -269,6 +289,57 @@ class OutputConfig(_Frozen):
         return Path(f"{self.name}-{product}.fits")
 
 
+class ClusterKind(StrEnum):
+    """Where the tasks of a run execute."""
+
+    sync = "sync"  # in this process, one task after another, no Dask (debugging)
+    local = "local"  # a Dask LocalCluster of worker processes sized to this machine
+    slurm = "slurm"  # Dask workers in SLURM jobs (dask-jobqueue)
+    pbs = "pbs"  # Dask workers in PBS jobs (dask-jobqueue)
+
+
+class ClusterConfig(_Frozen):
+    """Where and how wide a run executes; never part of the store's fingerprint.
+
+    Attributes
+    ----------
+    kind : ClusterKind
+        ``local`` (default), ``sync``, ``slurm`` or ``pbs``.
+    scheduler : str or None
+        Address of a running Dask scheduler (``tcp://host:8786``) to join instead of
+        starting a cluster; only with ``kind`` local.
+    cluster_config : Path or None
+        Job recipe (``pipelines/slurm.yaml``) for ``slurm`` and ``pbs``.
+    n_workers : int or None
+        Worker processes of a local cluster; None sizes it to the machine.
+    threads_per_worker : int or None
+        Threads each task hands to ducc0 and torch; None: the machine's cores divided among
+        the workers (local), the job's cores among its processes (slurm, pbs), 1 (joined
+        scheduler), ``GridConfig.nthreads`` (sync).
+    """
+
+    kind: ClusterKind = ClusterKind.local
+    scheduler: str | None = None
+    cluster_config: Path | None = None
+    n_workers: int | None = None
+    threads_per_worker: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ClusterConfig:
+        for name in ("n_workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        jobqueue = self.kind in (ClusterKind.slurm, ClusterKind.pbs)
+        if jobqueue and self.cluster_config is None:
+            raise ValueError(f"--cluster {self.kind} needs --cluster-config pipelines/<site>.yaml")
+        if not jobqueue and self.cluster_config is not None:
+            raise ValueError("--cluster-config is only used with --cluster slurm or pbs")
+        if self.scheduler is not None and self.kind is not ClusterKind.local:
+            raise ValueError(f"--scheduler ADDRESS joins a running cluster; not with {self.kind}")
+        return self
+
+
 class RunConfig(_Frozen):
     """Everything one imaging run needs, built once and passed down."""
 
@@ -276,13 +347,20 @@ class RunConfig(_Frozen):
     grid: GridConfig
     deconv: DeconvConfig = DeconvConfig()
     output: OutputConfig = OutputConfig()
+    cluster: ClusterConfig = ClusterConfig()
     dirty_only: bool = False
 
     def fingerprint_dict(self) -> dict[str, Any]:
-        """The parts of the config that decide the store's contents (JSON-able)."""
+        """The parts of the config that decide the store's contents (JSON-able).
+
+        Cluster settings, thread counts and read chunking are left out: a run resumed on
+        another cluster, or with more threads, is the same run.
+        """
         return {
-            "read": self.read.model_dump(mode="json", exclude={"chunk_rows"}),
-            "grid": self.grid.model_dump(mode="json", exclude={"nthreads", "facet_pix"}),
+            "read": self.read.model_dump(mode="json", exclude={"chunk_mb", "chunk_rows"}),
+            "grid": self.grid.model_dump(
+                mode="json", exclude={"nthreads", "facet_pix", "memory_budget_mb"}
+            ),
             "deconv": self.deconv.model_dump(mode="json", include={"weights", "margin"}),
         }
 
@@ -293,7 +371,7 @@ def load_run_config(yaml_path: Path | None, overrides: dict[str, dict[str, Any]]
     Parameters
     ----------
     yaml_path : Path or None
-        YAML file with sections ``read``, ``grid``, ``deconv``, ``output`` and the key
+        YAML file with sections ``read``, ``grid``, ``deconv``, ``output``, ``cluster`` and the key
         ``dirty_only``; angles may carry units (``cell: 1.5asec``).
     overrides : dict
         Section name to field values given on the command line; they win over the file.
@@ -317,13 +395,13 @@ def load_run_config(yaml_path: Path | None, overrides: dict[str, dict[str, Any]]
             raise InputError(f"config {yaml_path} is not a mapping of sections")
         data = loaded
     merged: dict[str, Any] = {}
-    for key in ("read", "grid", "deconv", "output"):
+    for key in _SECTIONS:
         section = dict(data.get(key) or {})
         section.update({k: v for k, v in overrides.get(key, {}).items() if v is not None})
         if key == "grid" and "cell" in section:
             section["cell_rad"] = parse_angle_rad(section.pop("cell"))
         merged[key] = section
-    unknown = set(data) - {"read", "grid", "deconv", "output", "dirty_only"}
+    unknown = set(data) - {*_SECTIONS, "dirty_only"}
     if unknown:
         raise InputError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     dirty_only = overrides.get("run", {}).get("dirty_only")

@@ -7,32 +7,62 @@ Cycle ``k`` of output channel ``c``:
    exact residual (``residual``; ``dirty`` for the first cycle); the window's core goes to
    ``model_next`` and the tile's ``cycle`` becomes ``k`` (in that order);
 2. when all tiles are at ``k``, ``model_next`` is copied to ``model`` and the exact residual of
-   the new model is computed with ducc0 (:func:`skarim.residual.residual_channel`); then
-   ``rcycle[c] = k``.
+   the new model is computed with ducc0 (:func:`skarim.residual.residual_channels`, several
+   channels per read of the Measurement Set); then ``rcycle[c] = k``.
 
 Every step reads only what the store says is finished and writes before it marks, so a run
 killed anywhere resumes from the store, and the order in which tiles are processed does not
 change the result.
+
+The scheduled tasks are :func:`deconvolve_rows` (step 1 for a block of tile rows of one
+channel) and :func:`finish_cycle_task` (step 2 for a batch of channels). Each opens the store
+by path, writes only its own (channel, tile) region and markers, and returns small
+statistics; both are idempotent, so a task retried after its worker died redoes at most what
+it had not marked. A task owns whole tile rows because the ``cycle`` markers are stored one
+chunk per tile row: no two concurrent tasks ever write the same chunk. The RIM is loaded
+once per worker process (:func:`cached_rim`), and threads are handed to torch and ducc0 as
+arguments.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
 
 import numpy as np
+import torch
 
 from skarim.config import RunConfig
-from skarim.deconvolve import deconvolve_tiles, robust_sigma
+from skarim.deconvolve import deconvolve_tiles, load_rim, robust_sigma
 from skarim.grid import ChannelGroup
-from skarim.residual import residual_channel
+from skarim.residual import residual_channels
 from skarim.rim import RIM
 from skarim.store import RunStore
 
-__all__ = ["TileWindow", "tile_windows", "deconvolve_tile_batch", "finish_cycle", "run_cycles"]
+__all__ = [
+    "TASKS_PER_WORKER",
+    "TileWindow",
+    "tile_windows",
+    "row_blocks",
+    "channel_sigma",
+    "cached_rim",
+    "task_device",
+    "deconvolve_tile_batch",
+    "deconvolve_rows",
+    "finish_cycle",
+    "finish_cycle_task",
+]
 
-log = logging.getLogger("skarim")
+#: RIM tasks per channel and cycle are at most this many times the workers: enough to
+#: balance the load, few enough that a 100,000-tile image is not a 100,000-task graph.
+TASKS_PER_WORKER = 4
+
+#: Loaded networks of this process, keyed by (weights path, device).
+_RIMS: dict[tuple[str, str], RIM] = {}
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,28 @@ def tile_windows(cfg: RunConfig) -> list[TileWindow]:
     ]
 
 
+def row_blocks(cfg: RunConfig, n_workers: int) -> list[range]:
+    """Tile rows cut into the contiguous blocks that RIM tasks cover, one task per block.
+
+    There are at most ``TASKS_PER_WORKER * n_workers`` blocks, never more than the tile rows
+    nor than the tile batches of a channel (``DeconvConfig.batch_tiles``).
+
+    Examples
+    --------
+    >>> from skarim.config import GridConfig, ReadConfig
+    >>> cfg = RunConfig(read=ReadConfig(ms="x.ms"),
+    ...                 grid=GridConfig(npix_x=512, npix_y=512, cell_rad=1e-5, tile=32))
+    >>> [(r.start, r.stop) for r in row_blocks(cfg, 1)]
+    [(0, 4), (4, 8), (8, 12), (12, 16)]
+    >>> len(row_blocks(cfg, 100))
+    16
+    """
+    g = cfg.grid
+    batches = -(-g.ntile_x * g.ntile_y // cfg.deconv.batch_tiles)
+    n = max(1, min(g.ntile_y, batches, TASKS_PER_WORKER * n_workers))
+    return [range(int(a[0]), int(a[-1]) + 1) for a in np.array_split(np.arange(g.ntile_y), n)]
+
+
 def _read_windows(arr, chan: int, wins: list[TileWindow]) -> np.ndarray:  # noqa: ANN001
     size = wins[0].tile + 2 * wins[0].margin
     out = np.zeros((len(wins), size, size), dtype=np.float32)  # (b, w, w)
@@ -88,17 +140,60 @@ def channel_sigma(store: RunStore, chan: int, source: str, wins: list[TileWindow
     return robust_sigma(np.concatenate([s.ravel() for s in samples]))
 
 
+def cached_rim(weights: Path | None, device: torch.device) -> RIM:
+    """The RIM of ``weights`` on ``device``, loaded once per process (:func:`load_rim`)."""
+    key = (str(weights), str(device))
+    if key not in _RIMS:
+        _RIMS[key] = load_rim(weights, device)
+    return _RIMS[key]
+
+
+def task_device(name: str) -> torch.device:
+    """``cpu``, or for ``cuda`` the GPU of this worker process.
+
+    A Dask worker whose name ends in a number ``n`` (LocalCluster workers ``0, 1, ...``;
+    dask-jobqueue's ``<job>-<process>``) takes GPU ``n`` modulo the GPUs it sees, so worker
+    processes sharing a node spread over its GPUs; outside a worker it is the current GPU.
+    """
+    if name != "cuda":
+        return torch.device(name)
+    from distributed import get_worker
+
+    try:
+        worker = str(get_worker().name)
+    except ValueError:  # not inside a Dask worker: the sync scheduler
+        return torch.device("cuda")
+    index = re.search(r"(\d+)$", worker)
+    return torch.device("cuda", int(index.group(1)) % torch.cuda.device_count() if index else 0)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def deconvolve_tile_batch(
     store: RunStore,
     model: RIM,
-    device,  # noqa: ANN001 - torch.device, kept out of the signature's imports
+    device: torch.device,
     chan: int,
     cycle: int,
     wins: list[TileWindow],
     sigma: float,
 ) -> int:
-    """One RIM pass over a batch of tiles of one channel; returns the tiles written."""
-    todo = [w for w in wins if store.array("cycle")[chan, w.ty, w.tx] < cycle]
+    """One RIM pass over tiles of one tile row of a channel; returns the tiles written.
+
+    Tiles already at ``cycle`` are skipped; the others' cores go to ``model_next``, then
+    their ``cycle`` markers are advanced.
+    """
+    ty = wins[0].ty
+    markers = store.array("cycle")[chan, ty]  # (ntx,)
+    todo = [w for w in wins if markers[w.tx] < cycle]
     if not todo:
         return 0
     source = "dirty" if cycle == 1 else "residual"
@@ -111,49 +206,103 @@ def deconvolve_tile_batch(
         ys, xs = win.core
         # windows are indexed from the unclipped corner, so the core is always at [m, m + t)
         store.array("model_next")[chan, ys, xs] = out[i, m : m + t, m : m + t]
-        store.array("cycle")[chan, win.ty, win.tx] = cycle
+        markers[win.tx] = cycle
+    store.array("cycle")[chan, ty] = markers  # one chunk per tile row, owned by this task
     return len(todo)
 
 
-def finish_cycle(store: RunStore, cfg: RunConfig, group: ChannelGroup, cycle: int) -> dict:
-    """Commit ``model_next`` to ``model`` and compute the exact residual of cycle ``cycle``."""
-    chan = group.index
-    for win in tile_windows(cfg):
-        ys, xs = win.core
-        store.array("model")[chan, ys, xs] = store.array("model_next")[chan, ys, xs]
-    stats = residual_channel(store, cfg.read, cfg.grid, group)
-    store.array("rcycle")[chan] = cycle
-    return stats
-
-
-def run_cycles(
-    store: RunStore,
+def deconvolve_rows(
+    store_path: Path,
     cfg: RunConfig,
-    groups: list[ChannelGroup],
-    model: RIM,
-    device,  # noqa: ANN001
-    on_tiles: Callable[[int], None] = lambda n: None,
-) -> list[dict]:
-    """All major cycles of all channels, resuming from the store; returns per-cycle stats."""
-    wins = tile_windows(cfg)
+    chan: int,
+    cycle: int,
+    rows: range,
+    sigma: float,
+    threads: int,
+    device: str,
+) -> dict[str, float]:
+    """Task: RIM pass ``cycle`` over tile rows ``rows`` of one channel, in tile batches.
+
+    Parameters
+    ----------
+    store_path : Path
+        The run's store, opened here.
+    cfg : RunConfig
+        The run (tile geometry, margin, batch size, weights).
+    chan, cycle : int
+        Output channel and major cycle.
+    rows : range
+        Tile rows covered; batches of ``batch_tiles`` tiles never cross a row.
+    sigma : float
+        The channel's noise for this cycle, Jy/beam (:func:`channel_sigma`).
+    threads : int
+        Threads handed to torch.
+    device : str
+        ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    dict
+        ``tiles`` written (tiles already at ``cycle`` are skipped), ``seconds``.
+    """
+    start = perf_counter()
+    store = RunStore.open(store_path, mode="r+")
+    dev = task_device(device)
+    model = cached_rim(cfg.deconv.weights, dev)
     batch = cfg.deconv.batch_tiles
-    history = []
-    for cycle in range(1, cfg.deconv.major_cycles + 1):
-        for group in groups:
-            chan = group.index
-            if int(store.array("rcycle")[chan]) >= cycle:
-                on_tiles(len(wins))
-                continue
-            source = "dirty" if cycle == 1 else "residual"
-            sigma = channel_sigma(store, chan, source, wins)
-            for i in range(0, len(wins), batch):
-                chunk = wins[i : i + batch]
-                deconvolve_tile_batch(store, model, device, chan, cycle, chunk, sigma)
-                on_tiles(len(chunk))
-            stats = finish_cycle(store, cfg, group, cycle)
-            log.info(
-                "cycle %d channel %d: residual rms %.3g Jy/beam, model flux %.4g Jy",
-                cycle, chan, stats["rms"], stats["flux"],
-            )  # fmt: skip
-            history.append({"cycle": cycle, "channel": chan, "sigma": sigma, **stats})
-    return history
+    wins = tile_windows(cfg)
+    written = 0
+    with _torch_threads(threads):
+        for ty in rows:
+            row = [w for w in wins if w.ty == ty]
+            for i in range(0, len(row), batch):
+                written += deconvolve_tile_batch(
+                    store, model, dev, chan, cycle, row[i : i + batch], sigma
+                )
+    return {"tiles": written, "seconds": perf_counter() - start}
+
+
+def finish_cycle(
+    store: RunStore, cfg: RunConfig, groups: list[ChannelGroup], cycle: int
+) -> list[dict]:
+    """Commit ``model_next`` to ``model`` and compute the exact residuals of cycle ``cycle``.
+
+    Returns
+    -------
+    list of dict
+        Per channel of ``groups``: ``channel``, ``rms`` of the residual (Jy/beam), ``flux``
+        of the model (Jy).
+    """
+    t = cfg.grid.tile
+    for group in groups:
+        for ty in range(cfg.grid.ntile_y):
+            rows = slice(ty * t, (ty + 1) * t)
+            store.array("model")[group.index, rows] = store.array("model_next")[group.index, rows]
+    stats = residual_channels(store, cfg.read, cfg.grid, groups)
+    for group in groups:
+        store.array("rcycle")[group.index] = cycle
+    return [{"channel": g.index, **s} for g, s in zip(groups, stats, strict=True)]
+
+
+def finish_cycle_task(
+    store_path: Path, cfg: RunConfig, groups: list[ChannelGroup], cycle: int, threads: int
+) -> dict:
+    """Task: :func:`finish_cycle` for the channels whose ``rcycle`` is below ``cycle``.
+
+    ``threads`` are handed to ducc0. Channels already finished (a retried task, or a run
+    killed between two channels' markers) are left alone.
+
+    Returns
+    -------
+    dict
+        ``channels``: :func:`finish_cycle`'s statistics of the channels computed (possibly
+        none), ``seconds``.
+    """
+    start = perf_counter()
+    store = RunStore.open(store_path, mode="r+")
+    todo = [g for g in groups if int(store.array("rcycle")[g.index]) < cycle]
+    stats = []
+    if todo:
+        grid = cfg.grid.model_copy(update={"nthreads": threads})
+        stats = finish_cycle(store, cfg.model_copy(update={"grid": grid}), todo, cycle)
+    return {"channels": stats, "seconds": perf_counter() - start}

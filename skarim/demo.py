@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from skarim.config import DeconvConfig, GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
+from skarim.config import (
+    ClusterConfig,
+    DeconvConfig,
+    GridConfig,
+    OutputConfig,
+    ReadConfig,
+    RunConfig,
+    Weighting,
+)
 from skarim.metrics import smoothed_snr_db, snr_db
 from skarim.pipeline import run_imaging
 from skarim.simulate import SimulateConfig, simulate
@@ -35,26 +43,60 @@ DEMO_SIMULATION = SimulateConfig(
 )
 
 
-def run_demo(out: Path, device: str = "auto") -> dict[str, Path]:
-    """Run the demo into ``out``; returns the products (FITS paths).
+def run_demo(
+    out: Path,
+    device: str = "auto",
+    *,
+    simulation: SimulateConfig = DEMO_SIMULATION,
+    major_cycles: int = 3,
+    cluster: ClusterConfig | None = None,
+) -> dict[str, Path]:
+    """Simulate an observation, image it with the shipped RIM weights, score the model.
 
-    The Measurement Set is simulated once; a second call resumes from the run's store.
+    Parameters
+    ----------
+    out : Path
+        Directory for the Measurement Set (``demo.ms``), the true sky (``demo-truth.fits``),
+        the run's store (``demo.zarr``) and the products (``demo-*.fits``).
+    device : str
+        ``cpu``, ``cuda`` or ``auto``.
+    simulation : SimulateConfig
+        The observation; the default is :data:`DEMO_SIMULATION` (a smaller one makes a
+        quick demo, e.g. for the notebooks' tests). The image has the truth's size and cell,
+        Briggs 0 weighting and one output channel per simulated channel.
+    major_cycles : int
+        Major cycles of the deconvolution.
+    cluster : ClusterConfig, optional
+        Where the run's tasks execute; default: a local Dask cluster sized to this machine.
+        ``ClusterConfig(kind="sync")`` runs them in this process, which starts faster for a
+        small observation.
+
+    Returns
+    -------
+    dict
+        Product name to FITS path (:func:`skarim.pipeline.run_imaging`).
+
+    Notes
+    -----
+    The Measurement Set is simulated once; a second call with the same ``out`` resumes
+    from the run's store.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ms, truth = out / "demo.ms", out / "demo-truth.fits"
+    sim = simulation
     if not ms.exists():
-        simulate(DEMO_SIMULATION, ms, truth)
+        simulate(sim, ms, truth)
         log.info("simulated %s and the true sky %s", ms, truth)
-    sim = DEMO_SIMULATION
     cfg = RunConfig(
         read=ReadConfig(ms=ms),
         grid=GridConfig(
             npix_x=sim.npix, npix_y=sim.npix, cell_rad=sim.cell_rad, weighting=Weighting.briggs,
-            robust=0.0, channels_out=sim.nchan, tile=128,
+            robust=0.0, channels_out=sim.nchan, tile=min(128, sim.npix),
         ),
-        deconv=DeconvConfig(device=device, major_cycles=3),
+        deconv=DeconvConfig(device=device, major_cycles=major_cycles),
         output=OutputConfig(name=str(out / "demo")),
+        cluster=ClusterConfig() if cluster is None else cluster,
     )  # fmt: skip
     result = run_imaging(cfg)
     true_sky = fits.getdata(truth)[0]  # (chan, y, x) Jy/pixel

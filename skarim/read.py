@@ -2,8 +2,9 @@
 
 :func:`open_ms` checks the Measurement Set against a :class:`~skarim.config.ReadConfig` and
 returns its :class:`MSMeta`; :func:`iter_chunks` then streams the selected rows
-(that field, that spectral window, cross-correlations only) ``chunk_rows`` at a time, so the
-memory of this stage does not grow with the Measurement Set.
+(that field, that spectral window, cross-correlations only) in chunks of
+``ReadConfig.chunk_mb`` (:func:`rows_per_chunk`), so the memory of this stage does not grow
+with the Measurement Set.
 
 Stokes I is formed from the two parallel hands named by ``POLARIZATION.CORR_TYPE``:
 ``I = (XX + YY) / 2`` for linear feeds, ``I = (RR + LL) / 2`` for circular feeds, with weight
@@ -35,6 +36,7 @@ __all__ = [
     "iter_chunks",
     "open_ms",
     "open_ms_table",
+    "rows_per_chunk",
     "telescope_name",
 ]
 
@@ -51,6 +53,8 @@ _REQUIRED_COLUMNS = ("UVW", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FIELD_ID", 
 _REQUIRED_SUBTABLES = ("ANTENNA", "DATA_DESCRIPTION", "FIELD", "POLARIZATION", "SPECTRAL_WINDOW")
 _PARALLEL_HANDS = {"circular": ("RR", "LL"), "linear": ("XX", "YY")}
 _DTYPES = {"single": (np.complex64, np.float32), "double": (np.complex128, np.float64)}
+_MIB = 2**20
+_STOKES_BLOCK_ROWS = 16_384
 
 
 @dataclass(frozen=True)
@@ -122,16 +126,21 @@ class VisChunk:
         0 where dropped.
     weight : numpy.ndarray
         ``(n, nchan)`` float32 or float64 weight of I, Jy^-2; 0 where dropped.
-    n_nonfinite : int
-        Visibilities dropped only because a parallel hand was NaN or infinite (those
-        already dropped for flags or weights are not counted).
+    nonfinite_per_chan : numpy.ndarray
+        ``(nchan,)`` int64 visibilities dropped only because a parallel hand was NaN or
+        infinite (those already dropped for flags or weights are not counted), per channel.
     """
 
     row_start: int
     uvw_m: np.ndarray
     vis: np.ndarray
     weight: np.ndarray
-    n_nonfinite: int
+    nonfinite_per_chan: np.ndarray
+
+    @property
+    def n_nonfinite(self) -> int:
+        """Visibilities of the chunk dropped only because a hand was NaN or infinite."""
+        return int(self.nonfinite_per_chan.sum())
 
 
 def open_ms_table(path: Path) -> tables.table:
@@ -251,7 +260,8 @@ def open_ms(cfg: ReadConfig) -> MSMeta:
                 )
             if not sel.iscelldefined(cfg.data_column, 0):
                 raise InputError(f"column {cfg.data_column} in {path} holds no data")
-            time_range_s = _time_range_s(sel, cfg.chunk_rows)
+            time_rows = cfg.chunk_rows or cfg.chunk_mb * _MIB // 8  # TIME: 8 bytes a row
+            time_range_s = _time_range_s(sel, time_rows)
         fingerprint = {
             "path": str(path.resolve()),
             "nrow": ms.nrows(),
@@ -278,17 +288,56 @@ def open_ms(cfg: ReadConfig) -> MSMeta:
     )
 
 
+def rows_per_chunk(
+    chunk_mb: int, *, nchan: int, ncorr: int, data_bytes: int, weight_spectrum: bool
+) -> int:
+    """Rows of a read chunk of ``chunk_mb`` MiB.
+
+    A row costs its whole data, FLAG (1 byte) and weight (float32; WEIGHT_SPECTRUM per
+    channel when the column exists, else WEIGHT per correlation) cells, its UVW (3 float64)
+    and FLAG_ROW (1 byte): what :func:`iter_chunks` reads before selecting channels. The
+    Stokes I arrays of a chunk are a fraction of that (2 of ``ncorr`` correlations).
+
+    Parameters
+    ----------
+    chunk_mb : int
+        The chunk's size, MiB.
+    nchan, ncorr : int
+        Channels of the spectral window and correlations: the shape of a data cell.
+    data_bytes : int
+        Bytes of one visibility of the data column (8 for complex, 16 for dcomplex).
+    weight_spectrum : bool
+        Whether the WEIGHT_SPECTRUM column exists.
+
+    Returns
+    -------
+    int
+        Rows per chunk, at least 1.
+
+    Examples
+    --------
+    >>> rows_per_chunk(256, nchan=4, ncorr=4, data_bytes=8, weight_spectrum=False)
+    1451002
+    >>> rows_per_chunk(1, nchan=65536, ncorr=4, data_bytes=8, weight_spectrum=True)
+    1
+    """
+    weight_bytes = nchan * ncorr * 4 if weight_spectrum else ncorr * 4
+    row_bytes = nchan * ncorr * (data_bytes + 1) + weight_bytes + 3 * 8 + 1
+    return max(1, chunk_mb * _MIB // row_bytes)
+
+
 def iter_chunks(
     meta: MSMeta, cfg: ReadConfig, *, precision: Precision = "single"
 ) -> Iterator[VisChunk]:
-    """Stream Stokes I and its weight over the selected rows, ``cfg.chunk_rows`` at a time.
+    """Stream Stokes I and its weight over the selected rows, a chunk at a time.
 
     Parameters
     ----------
     meta : MSMeta
         The selection, from :func:`open_ms` with the same ``cfg``.
     cfg : ReadConfig
-        Supplies ``chunk_rows`` and ``chan_start``.
+        Supplies ``chunk_rows`` (or, when None, ``chunk_mb``, see :func:`rows_per_chunk`)
+        and ``chan_start``.
     precision : {"single", "double"}
         complex64/float32 or complex128/float64 output.
 
@@ -305,44 +354,103 @@ def iter_chunks(
     """
     if precision not in _DTYPES:
         raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
-    vis_dtype, weight_dtype = _DTYPES[precision]
     hand_a, hand_b = (meta.corr_types.index(h) for h in _PARALLEL_HANDS[meta.feed])
     chans = slice(cfg.chan_start, cfg.chan_start + len(meta.freq_hz))
     with open_ms_table(meta.path) as ms, _query(ms, meta.path, meta.field_id, meta.spw) as sel:
         has_spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
-        for start in range(0, sel.nrows(), cfg.chunk_rows):
-            n = min(cfg.chunk_rows, sel.nrows() - start)
-            # whole cells, sliced here: getcolslice across rows grows casacore's tile cache
-            # to the size of the column
-            data = sel.getcol(meta.data_column, startrow=start, nrow=n)[:, chans]
-            flag = sel.getcol("FLAG", startrow=start, nrow=n)[:, chans]  # (n, nchan, ncorr)
-            flag_row = sel.getcol("FLAG_ROW", startrow=start, nrow=n)
-            weight = _weights(sel, has_spectrum, chans, start, n)  # (n, nchan, ncorr)
-            vis_a = data[..., hand_a].astype(vis_dtype)  # (n, nchan)
-            vis_b = data[..., hand_b].astype(vis_dtype)
-            w_a = weight[..., hand_a].astype(weight_dtype)
-            w_b = weight[..., hand_b].astype(weight_dtype)
-            finite = np.isfinite(vis_a) & np.isfinite(vis_b)
-            usable = (
-                ~flag[..., hand_a]
-                & ~flag[..., hand_b]
-                & ~flag_row[:, None]
-                & np.isfinite(w_a)
-                & np.isfinite(w_b)
-                & (w_a > 0)
-                & (w_b > 0)
-            )
-            keep = usable & finite
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                vis_i = np.where(keep, 0.5 * (vis_a + vis_b), 0).astype(vis_dtype)
-                weight_i = np.where(keep, 4 / (1 / w_a + 1 / w_b), 0).astype(weight_dtype)
-            yield VisChunk(
-                row_start=start,
-                uvw_m=sel.getcol("UVW", startrow=start, nrow=n).astype(np.float64),
-                vis=vis_i,
-                weight=weight_i,
-                n_nonfinite=int(np.count_nonzero(usable & ~finite)),
-            )
+        cell = sel.getcell(meta.data_column, 0)  # (nchan_spw, ncorr)
+        step = cfg.chunk_rows or rows_per_chunk(
+            cfg.chunk_mb,
+            nchan=cell.shape[0],
+            ncorr=cell.shape[1],
+            data_bytes=cell.dtype.itemsize,
+            weight_spectrum=has_spectrum,
+        )
+        for start in range(0, sel.nrows(), step):
+            n = min(step, sel.nrows() - start)
+            rows = slice(start, start + n)
+            yield _read_chunk(sel, meta, chans, rows, has_spectrum, (hand_a, hand_b), precision)
+
+
+def _read_chunk(
+    sel: tables.table,
+    meta: MSMeta,
+    chans: slice,
+    rows: slice,
+    has_spectrum: bool,
+    hands: tuple[int, int],
+    precision: Precision,
+) -> VisChunk:
+    """Rows ``rows`` of the selection, channels ``chans``, as Stokes I.
+
+    The whole cells read here are released on return, before the next chunk is read.
+    """
+    start, n = rows.start, rows.stop - rows.start
+    # whole cells, sliced here: getcolslice across rows grows casacore's tile cache to the
+    # size of the column
+    data = sel.getcol(meta.data_column, startrow=start, nrow=n)[:, chans]  # (n, nchan, ncorr)
+    flag = sel.getcol("FLAG", startrow=start, nrow=n)[:, chans]  # (n, nchan, ncorr)
+    flag_row = sel.getcol("FLAG_ROW", startrow=start, nrow=n)  # (n,)
+    weight = _weights(sel, has_spectrum, chans, start, n)  # (n, nchan, ncorr)
+    vis_i, weight_i, nonfinite = _stokes_i(data, flag, flag_row, weight, hands, precision)
+    return VisChunk(
+        row_start=start,
+        uvw_m=sel.getcol("UVW", startrow=start, nrow=n).astype(np.float64),
+        vis=vis_i,
+        weight=weight_i,
+        nonfinite_per_chan=nonfinite,
+    )
+
+
+def _stokes_i(
+    data: np.ndarray,
+    flag: np.ndarray,
+    flag_row: np.ndarray,
+    weight: np.ndarray,
+    hands: tuple[int, int],
+    precision: Precision,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stokes I, its weight and the NaN/inf count per channel of ``(n, nchan, ncorr)`` cells.
+
+    Worked through in blocks of :data:`_STOKES_BLOCK_ROWS` rows so that the temporaries stay
+    small and are reused rather than allocated at the size of the chunk.
+
+    Returns
+    -------
+    vis, weight, nonfinite : numpy.ndarray
+        ``(n, nchan)`` Stokes I (Jy) and its weight (Jy^-2), 0 where dropped, and ``(nchan,)``
+        int64 counts of visibilities dropped only for a NaN or infinite hand.
+    """
+    vis_dtype, weight_dtype = _DTYPES[precision]
+    n, nchan = data.shape[:2]
+    a, b = hands
+    vis_i = np.empty((n, nchan), dtype=vis_dtype)
+    weight_i = np.empty((n, nchan), dtype=weight_dtype)
+    nonfinite = np.zeros(nchan, dtype=np.int64)
+    for start in range(0, n, _STOKES_BLOCK_ROWS):
+        rows = slice(start, min(n, start + _STOKES_BLOCK_ROWS))
+        vis_a = data[rows, :, a].astype(vis_dtype)  # (m, nchan)
+        vis_b = data[rows, :, b].astype(vis_dtype)
+        w_a = weight[rows, :, a].astype(weight_dtype)
+        w_b = weight[rows, :, b].astype(weight_dtype)
+        finite = np.isfinite(vis_a) & np.isfinite(vis_b)
+        usable = (
+            ~flag[rows, :, a]
+            & ~flag[rows, :, b]
+            & ~flag_row[rows, None]
+            & np.isfinite(w_a)
+            & np.isfinite(w_b)
+            & (w_a > 0)
+            & (w_b > 0)
+        )
+        drop = ~(usable & finite)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            np.multiply(vis_a + vis_b, 0.5, out=vis_i[rows])
+            np.divide(4, 1 / w_a + 1 / w_b, out=weight_i[rows])
+        vis_i[rows][drop] = 0
+        weight_i[rows][drop] = 0
+        nonfinite += np.count_nonzero(usable & ~finite, axis=0)
+    return vis_i, weight_i, nonfinite
 
 
 def _weights(sel: tables.table, has_spectrum: bool, chans: slice, start: int, n: int) -> np.ndarray:

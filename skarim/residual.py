@@ -1,10 +1,12 @@
 """Exact residuals for major cycles: model -> visibilities with ducc0 -> residual image.
 
-For one output channel, every row chunk of the Measurement Set is predicted from the model
-(``ducc0`` ``dirty2vis`` facet by facet, with the same w-gridding and offsets as imaging),
-subtracted from the data, and imaged onto each facet with the run's imaging weights. This
-is what repairs the approximations of the tile operator (w-terms, sidelobes reaching across
-tiles, tile edges): DESIGN.md section 7.
+For a batch of output channels read together (:func:`skarim.grid.weighting_pass`, at most
+:func:`skarim.grid.groups_per_batch` of them), every row chunk of the Measurement Set is
+predicted from each channel's model (``ducc0`` ``dirty2vis`` facet by facet, with the same
+w-gridding and offsets as imaging), subtracted from the data, and imaged onto each facet
+with the run's imaging weights: one weighting pass and one pass per facet over the
+Measurement Set for the whole batch. This is what repairs the approximations of the tile
+operator (w-terms, sidelobes reaching across tiles, tile edges): DESIGN.md section 7.
 """
 
 from __future__ import annotations
@@ -12,12 +14,41 @@ from __future__ import annotations
 import numpy as np
 
 from skarim.config import GridConfig, ReadConfig
-from skarim.grid import ChannelGroup, group_selection, plan_facets
-from skarim.read import iter_chunks
+from skarim.grid import ChannelBatch, ChannelGroup, groups_per_batch, plan_facets, weighting_pass
+from skarim.read import VisChunk, open_ms
 from skarim.store import RunStore
-from skarim.wgridder import image_to_vis, vis_to_image
+from skarim.wgridder import Block, image_to_vis, vis_to_image
 
-__all__ = ["residual_channel"]
+__all__ = ["residual_channel", "residual_channels"]
+
+
+def residual_channels(
+    store: RunStore, read: ReadConfig, cfg: GridConfig, groups: list[ChannelGroup]
+) -> list[dict[str, float]]:
+    """Write the exact residuals of the store's current models for several output channels.
+
+    Parameters
+    ----------
+    store : RunStore
+        The run's store, holding ``model`` and ``sumwt`` of the channels.
+    read : ReadConfig
+        Read selection of the whole run (the groups' channels are taken from it).
+    cfg : GridConfig
+        Geometry, weighting, accuracy and memory budget.
+    groups : list of ChannelGroup
+        The output channels (consecutive ones share reads best).
+
+    Returns
+    -------
+    list of dict
+        Per group, in order: ``rms`` of the residual (Jy/beam) and ``flux`` of the model (Jy).
+    """
+    meta = open_ms(read)
+    per = groups_per_batch(cfg)
+    stats: list[dict[str, float]] = []
+    for i in range(0, len(groups), per):
+        stats += _residual_batch(store, cfg, weighting_pass(meta, read, cfg, groups[i : i + per]))
+    return stats
 
 
 def residual_channel(
@@ -25,49 +56,81 @@ def residual_channel(
 ) -> dict[str, float]:
     """Write the exact residual of the store's current model for one output channel.
 
+    :func:`residual_channels` with one channel; see it for the parameters.
+
     Returns
     -------
     dict
         ``rms`` of the residual (Jy/beam) and ``flux`` of the model (Jy).
     """
-    meta, gread, weights, _ = group_selection(read, cfg, group)
-    precision = "double" if cfg.double_precision else "single"
-    real = np.float64 if cfg.double_precision else np.float32
-    facets = [(f, f.block(cfg)) for f in plan_facets(cfg)]
+    return residual_channels(store, read, cfg, [group])[0]
+
+
+def _residual_batch(
+    store: RunStore, cfg: GridConfig, batch: ChannelBatch
+) -> list[dict[str, float]]:
+    """One imaging pass per facet, every channel of the batch from the same chunks."""
+    blocks = [f.block(cfg) for f in plan_facets(cfg)]
+    groups = batch.groups
+    sumwt = [float(store.array("sumwt")[g.index]) for g in groups]
+    sq = [0.0] * len(groups)
+    npix = 0
+    for block in blocks:
+        images = [np.zeros((block.ny, block.nx)) for _ in groups]  # (ny, nx) float64 each
+        for chunk in batch.chunks():
+            for k, group in enumerate(groups):
+                freq_hz, vis, w = batch.group_data(chunk, k)  # vis may be the chunk's own
+                predicted = _predict(store, cfg, group.index, chunk, freq_hz, blocks)
+                images[k] += vis_to_image(
+                    uvw_m=chunk.uvw_m,
+                    freq_hz=freq_hz,
+                    vis=vis - predicted,
+                    weight=w,
+                    block=block,
+                    epsilon=cfg.epsilon,
+                    nthreads=cfg.nthreads,
+                )
+        for k, group in enumerate(groups):
+            image = images[k]
+            if sumwt[k] > 0:
+                image /= sumwt[k]
+            store.array("residual")[
+                group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
+            ] = image.astype(np.float32)
+            sq[k] += float((image**2).sum())
+        npix += block.ny * block.nx
     model = store.array("model")
-    sumwt = float(store.array("sumwt")[group.index])
-    sq, npix = 0.0, 0
-    for _, block in facets:
-        image = np.zeros((block.ny, block.nx), dtype=np.float64)  # (ny, nx)
-        for chunk in iter_chunks(meta, gread, precision=precision):
-            w = weights.imaging_weights(chunk.uvw_m, meta.freq_hz, chunk.weight).astype(real)
-            predicted = np.zeros_like(chunk.vis)
-            for _, src in facets:
-                m = model[group.index, src.y0 : src.y0 + src.ny, src.x0 : src.x0 + src.nx]
-                if np.any(m):
-                    predicted += image_to_vis(
-                        uvw_m=chunk.uvw_m,
-                        freq_hz=meta.freq_hz,
-                        image=m.astype(real),
-                        block=src,
-                        epsilon=cfg.epsilon,
-                        nthreads=cfg.nthreads,
-                    )
-            image += vis_to_image(
+    return [
+        {
+            "rms": float(np.sqrt(sq[k] / max(npix, 1))),
+            "flux": float(np.sum(model[g.index], dtype=np.float64)),
+        }
+        for k, g in enumerate(groups)
+    ]
+
+
+def _predict(
+    store: RunStore,
+    cfg: GridConfig,
+    chan: int,
+    chunk: VisChunk,
+    freq_hz: np.ndarray,
+    blocks: list[Block],
+) -> np.ndarray:
+    """``(n, nchan)`` visibilities of one output channel's model, summed over its facets."""
+    real = np.float64 if cfg.double_precision else np.float32
+    complex_ = np.complex128 if cfg.double_precision else np.complex64
+    predicted = np.zeros((len(chunk.uvw_m), len(freq_hz)), dtype=complex_)
+    model = store.array("model")
+    for src in blocks:
+        m = model[chan, src.y0 : src.y0 + src.ny, src.x0 : src.x0 + src.nx]  # (ny, nx)
+        if np.any(m):
+            predicted += image_to_vis(
                 uvw_m=chunk.uvw_m,
-                freq_hz=meta.freq_hz,
-                vis=chunk.vis - predicted,
-                weight=w,
-                block=block,
+                freq_hz=freq_hz,
+                image=m.astype(real),
+                block=src,
                 epsilon=cfg.epsilon,
                 nthreads=cfg.nthreads,
             )
-        if sumwt > 0:
-            image /= sumwt
-        store.array("residual")[
-            group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
-        ] = image.astype(np.float32)
-        sq += float((image**2).sum())
-        npix += image.size
-    flux = float(np.sum(model[group.index], dtype=np.float64))
-    return {"rms": float(np.sqrt(sq / max(npix, 1))), "flux": flux}
+    return predicted

@@ -7,21 +7,27 @@ array           shape                       chunks            meaning
 ==============  ==========================  ================  ==============================
 ``dirty``       ``(c, ny, nx)`` float32     ``(1, t, t)``     dirty image, Jy/beam
 ``psf``         ``(c, 2t, 2t)`` float32     ``(1, 2t, 2t)``   PSF, peak 1 at ``(t, t)``
-``sumwt``       ``(c,)`` float64            ``(c,)``          sum of imaging weights
+``sumwt``       ``(c,)`` float64            ``(1,)``          sum of imaging weights
 ``model``       ``(c, ny, nx)`` float32     ``(1, t, t)``     model after the last full cycle
 ``model_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     tiles' models of the cycle running
 ``residual``    ``(c, ny, nx)`` float32     ``(1, t, t)``     residual, Jy/beam
 ``gridded``     ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
-``cycle``       ``(c, nty, ntx)`` int32     ``(1, nty, ntx)`` last major cycle done for a tile
-``rcycle``      ``(c,)`` int32              ``(c,)``          cycle whose exact residual is in
+``cycle``       ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
+``rcycle``      ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
                                                               ``residual`` (0: use ``dirty``)
 ==============  ==========================  ================  ==============================
 
 Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
 JSON), ``ms_fingerprint``, ``wcs`` (:meth:`skarim.coords.ImageWCS.to_dict`),
 ``gridder_conventions`` (:data:`skarim.wgridder.CONVENTIONS`), ``stats`` (counts the read
-stage reports). Progress markers (``gridded``, ``cycle``) are advanced only after the data
-they vouch for is written, so a killed run resumes from them.
+stage reports), ``runs`` (one summary per invocation: :meth:`RunStore.record_run`). Progress
+markers (``gridded``, ``cycle``) are advanced only after the data they vouch for is written,
+so a killed run resumes from them.
+
+Chunks are laid out so that concurrent tasks never write the same chunk (a chunk written in
+part is read, changed and rewritten whole): a channel's values of ``sumwt`` and ``rcycle``
+have a chunk each, as does each tile row of ``cycle`` (RIM tasks own whole tile rows), and
+``gridded`` is written only by the task gridding that channel.
 """
 
 from __future__ import annotations
@@ -143,15 +149,11 @@ class RunStore:
             fill_value=0.0,
             dimension_names=("chan", "y", "x"),
         )
-        group.create_array("sumwt", shape=(c,), chunks=(c,), dtype="float64", fill_value=0.0)
-        tiles = {
-            "shape": (c, nty, ntx),
-            "chunks": (1, nty, ntx),
-            "dimension_names": ("chan", "ty", "tx"),
-        }
-        group.create_array("gridded", dtype="int8", fill_value=0, **tiles)
-        group.create_array("cycle", dtype="int32", fill_value=0, **tiles)
-        group.create_array("rcycle", shape=(c,), chunks=(c,), dtype="int32", fill_value=0)
+        group.create_array("sumwt", shape=(c,), chunks=(1,), dtype="float64", fill_value=0.0)
+        tiles = {"shape": (c, nty, ntx), "dimension_names": ("chan", "ty", "tx")}
+        group.create_array("gridded", chunks=(1, nty, ntx), dtype="int8", fill_value=0, **tiles)
+        group.create_array("cycle", chunks=(1, 1, ntx), dtype="int32", fill_value=0, **tiles)
+        group.create_array("rcycle", shape=(c,), chunks=(1,), dtype="int32", fill_value=0)
         group.attrs.update(
             {
                 "skarim_version": __version__,
@@ -187,6 +189,11 @@ class RunStore:
     def mark_gridded(self, chan: int, ty: slice, tx: slice) -> None:
         """Record tiles as gridded (call after their dirty data is written)."""
         self.group["gridded"][chan, ty, tx] = 1
+
+    def record_run(self, summary: dict[str, Any]) -> None:
+        """Append one invocation's JSON-able summary to the ``runs`` attribute."""
+        runs = list(self.group.attrs.get("runs", []))
+        self.group.attrs["runs"] = [*runs, summary]
 
     def update_stats(self, **counts: int) -> None:
         """Add to the counters kept in the ``stats`` attribute."""

@@ -1,13 +1,24 @@
-"""The grid stage against a direct DFT, and tiled gridding against the full image."""
+"""The grid stage against a direct DFT, tiled gridding against the full image, and batches
+of output channels against one channel at a time."""
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
-from msfactory import C_M_S, random_uvw_m, write_stokes_i_ms
+from msfactory import C_M_S, new_run_store, random_uvw_m, write_stokes_i_ms
 
+import skarim.grid
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.grid import channel_groups, plan_facets
+from skarim.grid import (
+    accumulator_bytes,
+    channel_groups,
+    grid_channel,
+    grid_channels,
+    groups_per_batch,
+    plan_facets,
+)
 from skarim.pipeline import run_imaging
 from skarim.read import iter_chunks, open_ms
 from skarim.store import RunStore
@@ -132,3 +143,148 @@ def test_chunked_reading_sums_to_the_same_image(tmp_path):
         run_imaging(cfg)
         out.append(RunStore.open(cfg.output.store_path).array("dirty")[0])
     assert np.abs(out[0] - out[1]).max() < 1e-5 * np.abs(out[1]).max()
+
+
+def _six_channel_ms(tmp_path):
+    """600 rows x 6 channels of noise, one visibility NaN (channel 2)."""
+    rng = np.random.default_rng(4)
+    freq = 1.4e9 + 1e7 * np.arange(6)
+    uvw = random_uvw_m(rng, 600, max_m=3000.0, w_frac=0.3)
+    vis = (rng.normal(size=(600, 6)) + 1j * rng.normal(size=(600, 6))).astype(np.complex64)
+    vis[5, 2] = np.nan
+    return write_stokes_i_ms(tmp_path / "six.ms", uvw, freq, vis)
+
+
+def _config(tmp_path, ms, name, *, chunk_rows=None, **grid) -> RunConfig:
+    return RunConfig(
+        read=ReadConfig(ms=ms, chunk_rows=chunk_rows),
+        grid=GridConfig(
+            npix_x=256,
+            npix_y=256,
+            cell_rad=np.deg2rad(1 / 3600),
+            tile=64,
+            channels_out=3,
+            weighting=Weighting.briggs,
+            **grid,
+        ),
+        output=OutputConfig(name=str(tmp_path / name)),
+        dirty_only=True,
+    )
+
+
+@pytest.fixture
+def count_passes(monkeypatch):
+    """Counts the passes over the Measurement Set that the grid stage starts."""
+    passes = []
+    iter_chunks = skarim.grid.iter_chunks
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return iter_chunks(*args, **kwargs)
+
+    monkeypatch.setattr(skarim.grid, "iter_chunks", counted)
+    return passes
+
+
+def _products(store):
+    return {name: store.array(name)[...] for name in ("dirty", "psf", "sumwt", "gridded")}
+
+
+@pytest.mark.parametrize(
+    ("facet_pix", "budget_mb", "batch", "passes"),
+    [(128, 2048, 3, 1 + 4), (256, 2, 2, 2 * (1 + 1))],  # 4 facets, one batch; 1 facet, 2+1
+)
+def test_batched_grid_equals_channel_by_channel_reading_once_per_pass(
+    tmp_path, count_passes, facet_pix, budget_mb, batch, passes
+):
+    ms = _six_channel_ms(tmp_path)
+    grid = {"facet_pix": facet_pix, "memory_budget_mb": budget_mb}
+    batched = _config(tmp_path, ms, "batched", chunk_rows=250, **grid)  # 3 chunks
+    assert groups_per_batch(batched.grid) == batch
+    store, groups = new_run_store(batched)
+    written = []
+    stats = grid_channels(store, batched.read, batched.grid, groups, on_tiles=written.append)
+    assert len(count_passes) == passes
+    assert sum(written) == 3 * 16
+    assert stats == {"nonfinite": 1, "visibilities": 6 * 600 - 1, "sumwt": 3}
+
+    count_passes.clear()
+    single = _config(tmp_path, ms, "single", chunk_rows=250, **grid)
+    single_store, _ = new_run_store(single)
+    for group in groups:
+        grid_channel(single_store, single.read, single.grid, group)
+    assert len(count_passes) == 3 * (1 + len(plan_facets(single.grid)))
+    for name, value in _products(single_store).items():
+        np.testing.assert_array_equal(_products(store)[name], value, err_msg=name)
+
+
+def test_a_selection_in_one_chunk_is_read_once(tmp_path, count_passes):
+    cfg = _config(tmp_path, _six_channel_ms(tmp_path), "once", facet_pix=128)  # 4 facets
+    store, groups = new_run_store(cfg)
+    grid_channels(store, cfg.read, cfg.grid, groups)
+    assert len(count_passes) == 1
+    assert grid_channels(store, cfg.read, cfg.grid, groups) == {
+        "nonfinite": 0,
+        "visibilities": 0,
+        "sumwt": 0,
+    }
+    assert len(count_passes) == 1  # everything was done: nothing read
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_an_interrupted_batch_resumes_to_the_same_products(tmp_path):
+    ms = _six_channel_ms(tmp_path)
+    whole = _config(tmp_path, ms, "whole", chunk_rows=250, facet_pix=128)
+    store, groups = new_run_store(whole)
+    grid_channels(store, whole.read, whole.grid, groups)
+
+    cfg = _config(tmp_path, ms, "killed", chunk_rows=250, facet_pix=128)
+    killed, _ = new_run_store(cfg)
+
+    def kill(n):
+        raise _Killed
+
+    with pytest.raises(_Killed):  # after channel 0's first facet is written
+        grid_channels(killed, cfg.read, cfg.grid, groups, on_tiles=kill)
+    gridded = killed.array("gridded")[...]  # (chan, nty, ntx)
+    assert gridded.sum() == 4 and gridded[0, :2, :2].all()
+    assert list(killed.array("sumwt")[...] > 0) == [True, False, False]
+    written = []
+    grid_channels(killed, cfg.read, cfg.grid, groups, on_tiles=written.append)
+    assert sum(written) == 3 * 16 - 4
+    for name, value in _products(store).items():
+        np.testing.assert_array_equal(_products(killed)[name], value, err_msg=name)
+
+
+def test_a_batch_around_a_finished_channel_counts_only_its_own_channels(tmp_path):
+    ms = _six_channel_ms(tmp_path)
+    whole = _config(tmp_path, ms, "whole")
+    store, groups = new_run_store(whole)
+    grid_channels(store, whole.read, whole.grid, groups)
+    cfg = _config(tmp_path, ms, "gap")
+    gap, _ = new_run_store(cfg)
+    assert grid_channel(gap, cfg.read, cfg.grid, groups[1])["nonfinite"] == 1  # the NaN
+    stats = grid_channels(gap, cfg.read, cfg.grid, groups)  # reads channels 0-5, grids 0 and 2
+    assert stats == {"nonfinite": 0, "visibilities": 4 * 600, "sumwt": 2}
+    for name, value in _products(store).items():
+        np.testing.assert_array_equal(_products(gap)[name], value, err_msg=name)
+
+
+def test_groups_per_batch_keeps_the_accumulators_within_the_budget():
+    cfg = GridConfig(npix_x=1024, npix_y=1024, cell_rad=7e-6, channels_out=64)
+    per_group = accumulator_bytes(cfg)
+    # 1024^2 facet + 512^2 PSF + the 1232 x 616 weight grid, float64
+    assert per_group == 8 * (1024**2 + 512**2 + 1232 * 616)
+    for budget_mb in (1, 16, 100, 2048):
+        n = groups_per_batch(cfg.model_copy(update={"memory_budget_mb": budget_mb}))
+        assert n == max(1, min(64, budget_mb * 2**20 // per_group))
+        assert n == 1 or n * per_group <= budget_mb * 2**20
+    small_facets = cfg.model_copy(update={"facet_pix": 256, "memory_budget_mb": 100})
+    assert accumulator_bytes(small_facets) == 8 * (256**2 + 512**2 + 1232 * 616)
+    assert groups_per_batch(small_facets) > groups_per_batch(
+        cfg.model_copy(update={"memory_budget_mb": 100})
+    )
+    assert doctest.testmod(skarim.grid).failed == 0

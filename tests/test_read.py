@@ -20,7 +20,7 @@ from casacore import tables
 from skarim.config import ReadConfig
 from skarim.errors import InputError
 from skarim.measurement_set import SpectralWindow, write_ms
-from skarim.read import MSMeta, VisChunk, iter_chunks, open_ms
+from skarim.read import MSMeta, VisChunk, iter_chunks, open_ms, rows_per_chunk
 
 EVLA_MS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "evla_ka_J1008.ms"
 NANT = 5
@@ -220,6 +220,41 @@ def test_chunks_concatenate_to_a_single_read(tmp_path):
         np.testing.assert_array_equal(concat(small, name), concat(whole, name))
     assert [c.n_nonfinite for c in small] == [0, 1, 0, 0, 0, 0, 1, 0]
     assert whole[0].n_nonfinite == 2
+    np.testing.assert_array_equal(whole[0].nonfinite_per_chan, [1, 0, 1, 0])
+    _, by_bytes = read_all(ReadConfig(ms=ms))  # 256 MiB hold every row
+    assert len(by_bytes) == 1
+    np.testing.assert_array_equal(by_bytes[0].vis, whole[0].vis)
+
+
+def test_rows_per_chunk_follows_the_byte_budget():
+    # a row of 4 channels x 4 correlations: 16 x (8 + 1) data and flags, 16 WEIGHT, 24 UVW,
+    # 1 FLAG_ROW; WEIGHT_SPECTRUM makes the weights 16 x 4
+    assert rows_per_chunk(1, nchan=4, ncorr=4, data_bytes=8, weight_spectrum=False) == (
+        2**20 // 185
+    )
+    assert rows_per_chunk(3, nchan=4, ncorr=4, data_bytes=16, weight_spectrum=True) == (
+        3 * 2**20 // (16 * 17 + 64 + 25)
+    )
+    assert rows_per_chunk(1, nchan=2**16, ncorr=4, data_bytes=16, weight_spectrum=True) == 1
+    assert ReadConfig(ms="x.ms").chunk_rows is None
+    for bad in ({"chunk_mb": 0}, {"chunk_rows": 0}):
+        with pytest.raises(ValueError, match="chunk sizes must be >= 1"):
+            ReadConfig(ms="x.ms", **bad)
+
+
+def test_stokes_i_is_the_same_in_any_block_of_rows(tmp_path, monkeypatch):
+    nrow = 50
+    hands, weights = random_hands(nrow), random_weights(nrow)
+    hands[0][13, 2] = np.nan
+    flag = np.zeros((nrow, NCHAN, 4), dtype=bool)
+    flag[20, 1, 0] = True
+    ms = write_test_ms(tmp_path / "t.ms", hands=hands, hand_weights=weights, flag=flag)
+    _, whole = read_all(ReadConfig(ms=ms))
+    monkeypatch.setattr("skarim.read._STOKES_BLOCK_ROWS", 3)
+    _, blocked = read_all(ReadConfig(ms=ms))
+    for name in ("vis", "weight", "nonfinite_per_chan"):
+        np.testing.assert_array_equal(getattr(blocked[0], name), getattr(whole[0], name))
+    assert blocked[0].weight[20, 1] == 0 and blocked[0].weight[13, 2] == 0
 
 
 def test_field_and_spw_selection_pick_exactly_their_rows(tmp_path):

@@ -1,0 +1,94 @@
+"""Exact residuals: a model equal to the sky leaves nothing, batched or one channel at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from msfactory import new_run_store, point_source_vis, random_uvw_m, write_stokes_i_ms
+
+import skarim.grid
+from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
+from skarim.grid import grid_channels
+from skarim.residual import residual_channel, residual_channels
+
+NPIX = 64
+CELL_RAD = np.deg2rad(20 / 3600)
+SOURCES = [(40, 20, 1.0), (10, 50, 0.5)]  # FITS (y, x) pixel and flux, Jy
+
+
+def _point_sources_ms(tmp_path):
+    """Two point sources on pixel centres, 3 channels, non-coplanar baselines."""
+    rng = np.random.default_rng(5)
+    freq = np.array([1.0e9, 1.1e9, 1.2e9])
+    uvw = random_uvw_m(rng, 400, max_m=400.0, w_frac=1.0)
+    vis = sum(
+        point_source_vis(uvw, freq, -(x - NPIX / 2) * CELL_RAD, (y - NPIX / 2) * CELL_RAD, flux)
+        for y, x, flux in SOURCES
+    )
+    return write_stokes_i_ms(tmp_path / "points.ms", uvw, freq, vis.astype(np.complex128))
+
+
+def _gridded_store(tmp_path, ms, name):
+    cfg = RunConfig(
+        read=ReadConfig(ms=ms, chunk_rows=150),
+        grid=GridConfig(
+            npix_x=NPIX,
+            npix_y=NPIX,
+            cell_rad=CELL_RAD,
+            tile=32,
+            facet_pix=32,  # 4 facets: prediction and imaging cross facet edges
+            channels_out=3,
+            weighting=Weighting.briggs,
+            epsilon=1e-10,
+            double_precision=True,
+        ),
+        output=OutputConfig(name=str(tmp_path / name)),
+    )
+    store, groups = new_run_store(cfg)
+    grid_channels(store, cfg.read, cfg.grid, groups)
+    return cfg, store, groups
+
+
+def test_the_true_model_leaves_no_residual(tmp_path):
+    cfg, store, groups = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "true")
+    model = np.zeros((3, NPIX, NPIX), dtype=np.float32)
+    for y, x, flux in SOURCES:
+        model[:, y, x] = flux
+    store.array("model")[...] = model
+    stats = residual_channels(store, cfg.read, cfg.grid, groups)
+    dirty, residual = store.array("dirty")[...], store.array("residual")[...]
+    for c in range(3):
+        assert dirty[c, 40, 20] == pytest.approx(1.0, abs=0.05)
+        assert np.abs(residual[c]).max() < 1e-6 * np.abs(dirty[c]).max()
+        assert stats[c]["flux"] == pytest.approx(1.5)
+        assert stats[c]["rms"] < 1e-6
+
+
+def test_batched_residuals_equal_one_channel_at_a_time(tmp_path, monkeypatch):
+    ms = _point_sources_ms(tmp_path)
+    model = np.zeros((3, NPIX, NPIX), dtype=np.float32)
+    model[:, 40, 20] = [0.9, 0.8, 0.7]  # part of one source: a residual remains
+    runs = {name: _gridded_store(tmp_path, ms, name) for name in ("batched", "single")}
+    passes = []
+    iter_chunks = skarim.grid.iter_chunks
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return iter_chunks(*args, **kwargs)
+
+    monkeypatch.setattr(skarim.grid, "iter_chunks", counted)
+    cfg, store, groups = runs["batched"]
+    store.array("model")[...] = model
+    stats = residual_channels(store, cfg.read, cfg.grid, groups)
+    assert len(passes) == 1 + 4  # weighting, then one pass per facet, for all three channels
+    passes.clear()
+    cfg, single, groups = runs["single"]
+    single.array("model")[...] = model
+    single_stats = [residual_channel(single, cfg.read, cfg.grid, g) for g in groups]
+    assert len(passes) == 3 * (1 + 4)
+    residual = store.array("residual")[...]
+    np.testing.assert_array_equal(residual, single.array("residual")[...])
+    assert stats == single_stats
+    assert [s["flux"] for s in stats] == pytest.approx([0.9, 0.8, 0.7])
+    assert residual[0, 40, 20] == pytest.approx(0.1, abs=0.02)
+    assert residual[0, 10, 50] == pytest.approx(0.5, abs=0.05)
