@@ -118,7 +118,7 @@ class MSSummary:
         Fields.
     time_start_s, time_end_s : float
         First and last TIME (integration midpoints), MJD seconds (UTC); NaN without rows.
-    duration_s : float
+    time_span_s : float
         ``time_end_s - time_start_s``.
     max_baseline_m : float
         Longest baseline ``|uvw|`` over the cross-correlation rows, metres.
@@ -146,7 +146,7 @@ class MSSummary:
     fields: tuple[FieldSummary, ...]
     time_start_s: float
     time_end_s: float
-    duration_s: float
+    time_span_s: float
     max_baseline_m: float
     max_uv_wavelengths: float
     suggested_cell_rad: float | None
@@ -204,7 +204,7 @@ def summarise_ms(path: Path) -> MSSummary:
         fields=_fields(path),
         time_start_s=scan.time_start_s,
         time_end_s=scan.time_end_s,
-        duration_s=scan.time_end_s - scan.time_start_s,
+        time_span_s=scan.time_end_s - scan.time_start_s,
         max_baseline_m=scan.max_baseline_m,
         max_uv_wavelengths=float(max_uv_wavelengths),
         suggested_cell_rad=cell_rad,
@@ -227,7 +227,7 @@ def format_summary(s: MSSummary) -> str:
     """
     if np.isfinite(s.time_start_s):
         t0, t1 = Time(np.array([s.time_start_s, s.time_end_s]) / 86400.0, format="mjd").iso
-        time_text = f"{t0} to {t1} UTC ({s.duration_s:.1f} s)"
+        time_text = f"{t0} to {t1} UTC ({s.time_span_s:.1f} s)"
     else:
         time_text = "(no rows)"
     lines = [

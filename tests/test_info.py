@@ -68,7 +68,7 @@ def test_summary_of_a_written_set(two_field_ms):
     assert (s.feeds, s.corr_types) == (("linear",), (("XX", "YY"),))
     assert [(f.field_id, f.name) for f in s.fields] == [(0, "NORTH"), (1, "SOUTH")]
     assert (s.fields[1].ra_rad, s.fields[1].dec_rad) == (RA_RAD, DEC_RAD)
-    assert (s.time_start_s, s.time_end_s, s.duration_s) == (5.0e9, 5.0e9 + 16.0, 16.0)
+    assert (s.time_start_s, s.time_end_s, s.time_span_s) == (5.0e9, 5.0e9 + 16.0, 16.0)
     assert s.max_baseline_m == pytest.approx(np.sqrt(900.0**2 + 100.0**2 + 2999.0**2))
     # longest projected baseline sqrt(1800^2 + 2400^2) = 3000 m at 2.3 GHz
     assert s.max_uv_wavelengths == pytest.approx(3000.0 * 2.3e9 / C_M_S)
@@ -119,7 +119,7 @@ def test_evla_summary(evla_ms):
     assert 36.30e9 < s.spws[0].freq_min_hz < s.spws[0].freq_max_hz < 36.32e9
     assert s.feeds == ("circular",)
     assert s.max_baseline_m == pytest.approx(np.sqrt((uvw_m**2).sum(1)).max())
-    assert s.duration_s == pytest.approx(80.0, abs=0.1)
+    assert s.time_span_s == pytest.approx(80.0, abs=0.1)
     assert (s.suggested_cell_rad * u.rad).to_value(u.arcsec) == pytest.approx(0.418, abs=1e-3)
     assert s.suggested_npix == 512
     text = format_summary(s)
