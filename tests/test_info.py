@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import astropy.units as u
@@ -15,7 +14,6 @@ from skarim.errors import InputError
 from skarim.info import format_summary, summarise_ms
 from skarim.measurement_set import SpectralWindow, write_ms
 
-EVLA_MS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "evla_ka_J1008.ms"
 C_M_S = 299792458.0
 RA_RAD = Angle("10h08m00s").rad
 DEC_RAD = Angle("-30d00m00s").rad
@@ -97,16 +95,6 @@ def test_bad_paths_are_input_errors(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(InputError, match=r"plain is not a Measurement Set: not a casacore table"):
         summarise_ms(tmp_path / "plain")
-
-
-@pytest.fixture
-def evla_ms(tmp_path) -> Path:
-    if not EVLA_MS.is_dir():
-        pytest.skip(f"EVLA test set not found at {EVLA_MS}")
-    copy = Path(shutil.copytree(EVLA_MS, tmp_path / EVLA_MS.name))
-    for item in (copy, *copy.rglob("*")):  # the shared original is read-only
-        item.chmod(0o755 if item.is_dir() else 0o644)
-    return copy
 
 
 def test_evla_summary(evla_ms):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -14,8 +11,6 @@ from msfactory import point_source_vis, random_uvw_m, write_stokes_i_ms
 
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
 from skarim.pipeline import run_imaging
-
-EVLA_MS = Path(__file__).resolve().parents[2] / "shared" / "data" / "evla_ka_J1008.ms"
 
 
 def _radec_of_lm(l_rad, m_rad, ra0, dec0):
@@ -65,15 +60,10 @@ def test_point_source_peaks_at_the_wcs_pixel(tmp_path, dec0_deg):
     assert psf.shape == (1, 1, 128, 128) and psf[0, 0, 64, 64] == pytest.approx(1.0)
 
 
-@pytest.mark.skipif(not EVLA_MS.exists(), reason="../shared/data/evla_ka_J1008.ms not present")
-def test_real_evla_ms_images_with_its_frequencies_and_phase_centre(tmp_path):
+def test_real_evla_ms_images_with_its_frequencies_and_phase_centre(tmp_path, evla_ms):
     from casacore.tables import table
 
-    ms = tmp_path / "evla.ms"
-    shutil.copytree(EVLA_MS, ms)
-    for p in ms.rglob("*"):
-        p.chmod(0o644 if p.is_file() else 0o755)
-    ms.chmod(0o755)
+    ms = evla_ms
     with (
         table(str(ms / "SPECTRAL_WINDOW"), ack=False) as spw,
         table(str(ms / "FIELD"), ack=False) as fld,

@@ -7,7 +7,6 @@ the EVLA set in ``../shared/data`` is copied into ``tmp_path`` before it is read
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from skarim.errors import InputError
 from skarim.measurement_set import SpectralWindow, write_ms
 from skarim.read import MSMeta, VisChunk, iter_chunks, open_ms, rows_per_chunk
 
-EVLA_MS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "evla_ka_J1008.ms"
 NANT = 5
 NCHAN = 4
 FREQ_HZ = np.array([1.0e9, 1.1e9, 1.2e9, 1.3e9])
@@ -394,16 +392,6 @@ def test_no_parallel_hands_or_only_autocorrelations_are_input_errors(tmp_path):
     ms = write_test_ms(tmp_path / "a.ms", hands=hands, hand_weights=weights, ant=autos)
     with pytest.raises(InputError, match=r"no cross-correlation rows in .*a\.ms for field 0"):
         open_ms(ReadConfig(ms=ms))
-
-
-@pytest.fixture
-def evla_ms(tmp_path) -> Path:
-    if not EVLA_MS.is_dir():
-        pytest.skip(f"EVLA test set not found at {EVLA_MS}")
-    copy = Path(shutil.copytree(EVLA_MS, tmp_path / EVLA_MS.name))
-    for item in (copy, *copy.rglob("*")):  # the shared original is read-only
-        item.chmod(0o755 if item.is_dir() else 0o644)
-    return copy
 
 
 def test_evla_selection_matches_its_subtables(evla_ms):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from skarim.weighting import SPEED_OF_LIGHT_M_S, WeightGrid, padded_npix
 NPIX = 64
 CELL_RAD = 1.0 / (NPIX * 100.0)
 ONE_LAMBDA_HZ = np.array([SPEED_OF_LIGHT_M_S])
-SHARED_MS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "evla_ka_J1008.ms"
 WSCLEAN_REF = Path(__file__).parent / "data" / "wsclean_weights_evla.npz"
 
 
@@ -234,7 +232,7 @@ def test_misuse_is_refused():
         WeightGrid(npix_x=64, npix_y=64, cell_rad=0.0, weighting=Weighting.uniform)
 
 
-def test_matches_wsclean_weight_grid_on_a_real_ms(tmp_path):
+def test_matches_wsclean_weight_grid_on_a_real_ms(evla_ms):
     """Against the grids WSClean 3.1.0 saved for the shared EVLA MS.
 
     Made with ``wsclean -size 256 256 -scale 1.2asec -weight uniform|"briggs 0"
@@ -244,10 +242,7 @@ def test_matches_wsclean_weight_grid_on_a_real_ms(tmp_path):
     ``MSProvider::CopyWeights``: ``min(4 w_RR, 4 w_LL)``.
     """
     tables = pytest.importorskip("casacore.tables")
-    if not SHARED_MS.exists():
-        pytest.skip("shared MS not available")
-    ms = tmp_path / "evla.ms"
-    shutil.copytree(SHARED_MS, ms)
+    ms = evla_ms
     with tables.table(str(ms), ack=False) as t:
         uvw_m = t.getcol("UVW")
         spectrum = t.getcol("WEIGHT_SPECTRUM")  # (nrow, nchan, [RR, RL, LR, LL])
