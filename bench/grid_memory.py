@@ -32,10 +32,9 @@ from pathlib import Path
 
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
 from skarim.grid import accumulator_bytes, channel_groups, grid_channels, groups_per_batch
-from skarim.pipeline import image_wcs
+from skarim.pipeline import open_run_store
 from skarim.read import open_ms
 from skarim.simulate import SimulateConfig, simulate
-from skarim.store import RunStore
 
 ARCSEC_RAD = math.pi / 180 / 3600
 MB = 2**20
@@ -85,13 +84,7 @@ def _measure(args: argparse.Namespace) -> None:
     cfg = _config(args, args.measure, args.measure_chunk_mb)
     meta = open_ms(cfg.read)
     shutil.rmtree(cfg.output.store_path, ignore_errors=True)
-    store = RunStore.open_or_create(
-        cfg.output.store_path,
-        config=cfg.fingerprint_dict(),
-        ms_fingerprint=meta.fingerprint,
-        wcs=image_wcs(cfg, meta),
-        tile=cfg.grid.tile,
-    )
+    store = open_run_store(cfg, meta, overwrite=False)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
     before = _peak_rss_mb()
     t0 = time.perf_counter()

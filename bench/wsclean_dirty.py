@@ -47,10 +47,9 @@ import skarim.grid
 from skarim import __version__
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
 from skarim.grid import channel_groups, grid_channels
-from skarim.pipeline import image_wcs, run_imaging
+from skarim.pipeline import open_run_store, run_imaging
 from skarim.read import iter_chunks, open_ms
 from skarim.simulate import SimulateConfig, simulate
-from skarim.store import RunStore
 from skarim.weighting import WeightGrid
 from skarim.wgridder import Block, block_centre_rad
 
@@ -170,14 +169,7 @@ def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
 
     t0 = time.perf_counter()
     meta = open_ms(cfg.read)
-    store = RunStore.open_or_create(
-        cfg.output.store_path,
-        config=cfg.fingerprint_dict(),
-        ms_fingerprint=meta.fingerprint,
-        wcs=image_wcs(cfg, meta),
-        tile=cfg.grid.tile,
-        overwrite=True,
-    )
+    store = open_run_store(cfg, meta, overwrite=True)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
     skarim.grid.vis_to_image = timed_vis_to_image
     try:

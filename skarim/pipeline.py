@@ -41,7 +41,14 @@ from skarim.products import write_products
 from skarim.read import MSMeta, open_ms
 from skarim.store import RunStore
 
-__all__ = ["RunResult", "image_wcs", "grid_task", "run_imaging", "write_products"]
+__all__ = [
+    "RunResult",
+    "grid_task",
+    "image_wcs",
+    "open_run_store",
+    "run_imaging",
+    "write_products",
+]
 
 log = logging.getLogger("skarim")
 
@@ -98,6 +105,22 @@ def image_wcs(cfg: RunConfig, meta: MSMeta) -> ImageWCS:
         chan_width_hz=np.array(width),
         telescope=meta.telescope or None,
         date_obs=date_obs,
+    )
+
+
+def open_run_store(cfg: RunConfig, meta: MSMeta, overwrite: bool | None = None) -> RunStore:
+    """The run's store for this configuration and Measurement Set, created if absent.
+
+    ``overwrite`` defaults to ``cfg.output.overwrite``; see
+    :meth:`skarim.store.RunStore.open_or_create` for the refusal of a mismatched store.
+    """
+    return RunStore.open_or_create(
+        cfg.output.store_path,
+        config=cfg.fingerprint_dict(),
+        ms_fingerprint=meta.fingerprint,
+        wcs=image_wcs(cfg, meta),
+        tile=cfg.grid.tile,
+        overwrite=cfg.output.overwrite if overwrite is None else overwrite,
     )
 
 
@@ -172,14 +195,7 @@ def run_imaging(
         cfg.grid.npix_y,
         wcs.nchan,
     )
-    store = RunStore.open_or_create(
-        cfg.output.store_path,
-        config=cfg.fingerprint_dict(),
-        ms_fingerprint=meta.fingerprint,
-        wcs=wcs,
-        tile=cfg.grid.tile,
-        overwrite=cfg.output.overwrite,
-    )
+    store = open_run_store(cfg, meta)
     result = RunResult(store=cfg.output.store_path)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
     with open_runner(cfg) as runner:

@@ -9,7 +9,7 @@ import numpy as np
 from skarim.config import RunConfig
 from skarim.grid import ChannelGroup, channel_groups
 from skarim.measurement_set import SpectralWindow, write_ms
-from skarim.pipeline import image_wcs
+from skarim.pipeline import open_run_store
 from skarim.read import open_ms
 from skarim.store import RunStore
 
@@ -99,11 +99,5 @@ def new_run_store(cfg: RunConfig) -> tuple[RunStore, list[ChannelGroup]]:
     """A fresh store for ``cfg`` (as :func:`skarim.pipeline.run_imaging` makes it) and the
     run's output channels, for tests that call the grid and residual stages directly."""
     meta = open_ms(cfg.read)
-    store = RunStore.open_or_create(
-        cfg.output.store_path,
-        config=cfg.fingerprint_dict(),
-        ms_fingerprint=meta.fingerprint,
-        wcs=image_wcs(cfg, meta),
-        tile=cfg.grid.tile,
-    )
+    store = open_run_store(cfg, meta, overwrite=False)
     return store, channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
