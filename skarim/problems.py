@@ -45,6 +45,14 @@ class ProblemConfig:
         Cell chosen as ``1 / (k * uv_max)`` with ``k`` in this range.
     dynamic_range : tuple of float
         Brightest pixel over image noise, drawn log-uniformly.
+    context_pix : int
+        Sky simulated this far beyond every tile edge, pixels (0: none). Sources there put
+        sidelobes into the dirty tile, as sources beyond a pipeline window do; components
+        straddling the edge put part of their flux into the tile's truth.
+    context_prob : float
+        Fraction of problems given a context sky (with ``context_pix > 0``).
+    context_flux : tuple of float
+        Brightest context pixel over the tile's brightest, drawn log-uniformly.
     """
 
     tile: int = 64
@@ -53,6 +61,9 @@ class ProblemConfig:
     freq_hz: tuple[float, float] = (0.8e9, 2.0e9)
     pixels_per_beam: tuple[float, float] = (3.0, 6.0)
     dynamic_range: tuple[float, float] = (10.0, 1e4)
+    context_pix: int = 0
+    context_prob: float = 0.5
+    context_flux: tuple[float, float] = (0.01, 10.0)
 
 
 @dataclass
@@ -197,7 +208,10 @@ def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.
     return sky / sky.max()
 
 
-def _random_psf(rng: np.random.Generator, cfg: ProblemConfig) -> tuple[np.ndarray, float]:
+def _random_psf(
+    rng: np.random.Generator, cfg: ProblemConfig, side: int
+) -> tuple[np.ndarray, float]:
+    """``(2 side, 2 side)`` PSF of a random observation, and its pixels per beam."""
     layout = _layout_cached(str(rng.choice(cfg.layouts)))
     _, lat = layout.lon_lat_rad
     dec = float(
@@ -212,32 +226,43 @@ def _random_psf(rng: np.random.Generator, cfg: ProblemConfig) -> tuple[np.ndarra
     k = rng.uniform(*cfg.pixels_per_beam)
     cell = 1.0 / (k * uvmax)
     weighting = str(rng.choice(["natural", "uniform", "briggs", "briggs"]))
-    psf = sampling_psf(u, v, cfg.tile, cell, weighting, robust=rng.uniform(-1.0, 1.0))
+    psf = sampling_psf(u, v, side, cell, weighting, robust=rng.uniform(-1.0, 1.0))
     return psf, k
 
 
 def make_batch(rng: np.random.Generator, batch: int, cfg: ProblemConfig) -> ProblemBatch:
-    """Draw ``batch`` independent problems (float64 tensors on the CPU)."""
-    t = cfg.tile
+    """Draw ``batch`` independent problems (float64 tensors on the CPU).
+
+    With ``cfg.context_pix = c > 0`` each problem is simulated on a ``(t + 2c)^2`` field whose
+    central ``t^2`` is the tile: the dirty tile is cut from the field's dirty image, the truth
+    from the field's sky, and the PSF handed to the RIM is the central ``2t^2`` of the field's.
+    """
+    t, c = cfg.tile, cfg.context_pix
+    side = t + 2 * c
+    inner = (slice(c, c + t), slice(c, c + t))
     truth, dirty, psfs, sigmas, beams = [], [], [], [], []
     for _ in range(batch):
-        psf, beam_pix = _random_psf(rng, cfg)
-        sky = random_tile_sky(rng, t, beam_pix)
+        psf, beam_pix = _random_psf(rng, cfg, side)  # (2 side, 2 side)
+        field = np.zeros((side, side))
+        field[inner] = random_tile_sky(rng, t, beam_pix)
+        if c and rng.random() < cfg.context_prob:
+            ratio = np.exp(rng.uniform(*np.log(cfg.context_flux)))
+            field += ratio * random_tile_sky(rng, side, beam_pix)
         sampling = np.clip(np.fft.fft2(np.fft.ifftshift(psf)).real, 0.0, None)  # M
-        spec = np.fft.fft2(np.pad(sky, ((0, t), (0, t))))
-        clean = np.fft.ifft2(sampling * spec).real[:t, :t]  # PSF (*) x
+        spec = np.fft.fft2(np.pad(field, ((0, side), (0, side))))
+        clean = np.fft.ifft2(sampling * spec).real[:side, :side][inner]  # PSF (*) x, in the tile
         dr = np.exp(rng.uniform(*np.log(cfg.dynamic_range)))
         sigma = clean.max() / dr
-        noise = (rng.normal(size=(2 * t, 2 * t)) + 1j * rng.normal(size=(2 * t, 2 * t))) / np.sqrt(
-            2
-        )
-        noise_img = np.fft.ifft2(np.sqrt(sampling) * noise, norm="ortho").real[:t, :t]
+        shape = (2 * side, 2 * side)
+        noise = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.sqrt(2)
+        noise_img = np.fft.ifft2(np.sqrt(sampling) * noise, norm="ortho").real[:side, :side]
         noise_img *= sigma / np.sqrt(0.5 * sampling.mean())  # unit variance per pixel -> sigma
-        truth.append(sky)
-        dirty.append(clean + noise_img)
-        psfs.append(psf)
+        tile_psf = psf[side - t : side + t, side - t : side + t]  # (2t, 2t), peak at (t, t)
+        truth.append(field[inner])
+        dirty.append(clean + noise_img[inner])
+        psfs.append(tile_psf)
         sigmas.append(sigma)
-        beams.append(psf_fwhm_pix(psf))
+        beams.append(psf_fwhm_pix(tile_psf))
     return ProblemBatch(
         torch.from_numpy(np.stack(truth)),
         torch.from_numpy(np.stack(dirty)),

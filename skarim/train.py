@@ -73,6 +73,13 @@ class TrainConfig:
         ``cpu``, ``cuda`` or ``auto``.
     threads : int
         CPU threads for torch.
+    warm_start : float
+        Fraction of each batch that starts from the network's own (detached) estimate of the
+        same problem instead of zero: the second and later major cycles of the pipeline,
+        where the RIM refines a previous model. With ``warm_start > 0`` validation scores two
+        passes (cold, then warm) and the best checkpoint is chosen on the second.
+    init_from : str or None
+        Weights (:func:`save_weights` format) to start a new run from; ignored on resume.
     """
 
     run_dir: str = "training-runs/rim"
@@ -88,6 +95,13 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 2
+    warm_start: float = 0.0
+    init_from: str | None = None
+
+    @property
+    def passes(self) -> int:
+        """RIM passes per validation problem: 2 when training warm starts, else 1."""
+        return 2 if self.warm_start > 0 else 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-able form."""
@@ -162,13 +176,36 @@ def _scores(est: np.ndarray, batch: ProblemBatch) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model: RIM, batch: ProblemBatch, device: torch.device) -> dict[str, float]:
-    """Mean SNR (raw and smoothed) of the RIM's last estimate on a batch."""
+def evaluate(
+    model: RIM, batch: ProblemBatch, device: torch.device, passes: int = 1
+) -> dict[str, float]:
+    """Mean SNR (raw and smoothed) of the RIM's last estimate on a batch.
+
+    With ``passes > 1`` the RIM runs again from its previous estimate (as in the pipeline's
+    major cycles) and the scores of the last pass are returned.
+    """
     model.eval()
     on_dev = batch.to(device)
-    est = model(on_dev.dirty, on_dev.sigma, TileOperator(on_dev.psf))[-1]
+    op = TileOperator(on_dev.psf)
+    est = None
+    for _ in range(passes):
+        est = model(on_dev.dirty, on_dev.sigma, op, x0=est)[-1]
     model.train()
     return _scores(est.double().cpu().numpy(), batch)
+
+
+def _warm_starts(
+    model: RIM, batch: ProblemBatch, op: TileOperator, fraction: float
+) -> torch.Tensor | None:
+    """Starting models: the network's detached estimate for the first ``fraction`` of the batch."""
+    n = int(round(fraction * batch.dirty.shape[0]))
+    if n == 0:
+        return None
+    x0 = torch.zeros_like(batch.dirty)  # (b, t, t): cold starts
+    with torch.no_grad():
+        warm_op = TileOperator(batch.psf[:n])
+        x0[:n] = model(batch.dirty[:n], batch.sigma[:n], warm_op)[-1]
+    return x0
 
 
 def classical_baselines(batch: ProblemBatch) -> dict[str, dict[str, float]]:
@@ -223,10 +260,17 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     val = make_batch(
         np.random.default_rng(cfg.seed + _VAL_SEED_OFFSET), cfg.val_problems, cfg.problems
     )
-    if not (run / "baselines.json").exists():
-        (run / "baselines.json").write_text(json.dumps(classical_baselines(val), indent=2))
-
     model = RIM(cfg.rim).to(device)
+    if cfg.init_from and not (run / "state.pt").exists():
+        blob = torch.load(cfg.init_from, map_location=device, weights_only=True)
+        if RIMConfig(**blob["rim_config"]) != cfg.rim:
+            raise ValueError(f"init_from {cfg.init_from} holds a RIM of another size")
+        model.load_state_dict(blob["state_dict"])
+    if not (run / "baselines.json").exists():
+        baselines = classical_baselines(val)
+        if cfg.init_from:
+            baselines["init_from"] = evaluate(model, val, device, cfg.passes)
+        (run / "baselines.json").write_text(json.dumps(baselines, indent=2))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, cfg))
     rng = np.random.default_rng(cfg.seed)
@@ -245,8 +289,10 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     losses: list[float] = []
     while step < cfg.total_steps:
         batch = make_batch(rng, cfg.batch, cfg.problems).to(device)
+        op = TileOperator(batch.psf)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            est = model(batch.dirty, batch.sigma, TileOperator(batch.psf))
+            x0 = _warm_starts(model, batch, op, cfg.warm_start)
+            est = model(batch.dirty, batch.sigma, op, x0=x0)
             loss = rim_loss([e.float() for e in est], batch, cfg.smooth_loss_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -256,7 +302,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
         step += 1
         losses.append(float(loss.detach()))
         if step % cfg.val_every == 0 or step == cfg.total_steps:
-            scores = evaluate(model, val, device)
+            scores = evaluate(model, val, device, cfg.passes)
             rec = {
                 "step": step,
                 "loss": float(np.mean(losses)),
@@ -271,6 +317,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
                 quality = {
                     "step": step,
                     "validation_problems": cfg.val_problems,
+                    "passes": cfg.passes,
                     "rim": scores,
                     "baselines": json.loads((run / "baselines.json").read_text()),
                     "hardware": f"{device.type}: {_hardware(device)}",

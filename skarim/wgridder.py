@@ -176,6 +176,4 @@ def image_to_vis(
         ``(nrow, nchan)`` complex visibilities in Jy.
     """
     ducc_order = np.ascontiguousarray(image[:, ::-1].T)  # (nx, ny)
-    return _wg.dirty2vis(
-        dirty=ducc_order, **_conventions(uvw_m, freq_hz, block, epsilon, nthreads)
-    )
+    return _wg.dirty2vis(dirty=ducc_order, **_conventions(uvw_m, freq_hz, block, epsilon, nthreads))
