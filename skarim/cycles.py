@@ -6,9 +6,11 @@ Cycle ``k`` of output channel ``c``:
    tile plus a ``margin`` halo, starting from the model of cycle ``k - 1`` (``model``) and its
    exact residual (``residual``; ``dirty`` for the first cycle); the window's core goes to
    ``model_next`` and the tile's ``cycle`` becomes ``k`` (in that order);
-2. when all tiles are at ``k``, ``model_next`` is copied to ``model`` and the exact residual of
-   the new model is computed with ducc0 (:func:`skarim.residual.residual_channels`, several
-   channels per read of the Measurement Set); then ``rcycle[c] = k``.
+2. when all tiles are at ``k``, the exact residual of ``model_next`` is computed with ducc0
+   (:func:`skarim.residual.residual_channels`, several channels per read of the Measurement
+   Set); if its RMS did not rise, ``model_next`` is copied to ``model``, then ``rms[c]`` and
+   ``rcycle[c] = k`` are written; if it rose, the previous model and residual are kept and
+   the channel stops (:func:`finish_cycle`).
 
 Every step reads only what the store says is finished and writes before it marks, so a run
 killed anywhere resumes from the store, and the order in which tiles are processed does not
@@ -265,23 +267,57 @@ def deconvolve_rows(
 def finish_cycle(
     store: RunStore, cfg: RunConfig, groups: list[ChannelGroup], cycle: int
 ) -> list[dict]:
-    """Commit ``model_next`` to ``model`` and compute the exact residuals of cycle ``cycle``.
+    """Accept or refuse the models of cycle ``cycle`` by their exact residuals.
+
+    The exact residual of ``model_next`` is computed for every channel of ``groups``. Where
+    its RMS is no higher than that of the channel's previous residual (the dirty image's for
+    the first cycle), ``model_next`` becomes ``model`` and the cycle is done. Where the RMS
+    rose, the major cycles have stopped converging for that channel (a RIM pass that made
+    the model worse, as CLEAN diverges past its noise): the previous model and its residual
+    are kept and the channel's remaining cycles are skipped (its ``cycle`` markers and
+    ``rcycle`` jump to the last cycle).
 
     Returns
     -------
     list of dict
-        Per channel of ``groups``: ``channel``, ``rms`` of the residual (Jy/beam), ``flux``
-        of the model (Jy).
+        Per channel of ``groups``: ``channel``, ``rms`` of the kept residual (Jy/beam),
+        ``flux`` of the kept model (Jy) and ``stopped`` (True when the cycle was refused).
     """
     t = cfg.grid.tile
-    for group in groups:
+    last = cfg.deconv.major_cycles
+    before = [_previous_rms(store, g.index, cycle, t) for g in groups]
+    stats = residual_channels(store, cfg.read, cfg.grid, groups, model="model_next")
+    refused = [g for g, s, b in zip(groups, stats, before, strict=True) if s["rms"] > b]
+    if refused:  # put their previous residuals back
+        kept = residual_channels(store, cfg.read, cfg.grid, refused)
+        by_chan = dict(zip((g.index for g in refused), kept, strict=True))
+    out = []
+    for group, s in zip(groups, stats, strict=True):
+        c = group.index
+        if group in refused:
+            store.array("cycle")[c] = last
+            store.array("rcycle")[c] = last
+            out.append({"channel": c, **by_chan[c], "stopped": True, "refused_rms": s["rms"]})
+            continue
         for ty in range(cfg.grid.ntile_y):
             rows = slice(ty * t, (ty + 1) * t)
-            store.array("model")[group.index, rows] = store.array("model_next")[group.index, rows]
-    stats = residual_channels(store, cfg.read, cfg.grid, groups)
-    for group in groups:
-        store.array("rcycle")[group.index] = cycle
-    return [{"channel": g.index, **s} for g, s in zip(groups, stats, strict=True)]
+            store.array("model")[c, rows] = store.array("model_next")[c, rows]
+        store.array("rms")[c] = s["rms"]
+        store.array("rcycle")[c] = cycle
+        out.append({"channel": c, **s, "stopped": False})
+    return out
+
+
+def _previous_rms(store: RunStore, chan: int, cycle: int, tile: int) -> float:
+    """RMS of the residual a cycle starts from: the dirty image's for the first, Jy/beam."""
+    if cycle > 1:
+        return float(store.array("rms")[chan])
+    dirty = store.array("dirty")
+    sq, n = 0.0, 0
+    for y0 in range(0, dirty.shape[1], tile):
+        rows = np.asarray(dirty[chan, y0 : y0 + tile], dtype=np.float64)
+        sq, n = sq + float((rows**2).sum()), n + rows.size
+    return float(np.sqrt(sq / max(n, 1)))
 
 
 def finish_cycle_task(

@@ -339,6 +339,8 @@ class _Schedule:
             self.seconds["residual"] += out["seconds"]
             for stats in out["channels"]:
                 self._record(tag[2], stats)
+                if stats["stopped"]:  # its later cycles are skipped: count them done
+                    self.on_tiles(self.ntiles * (self.cycles - tag[2] + 1))
             self._start_cycle(b, tag[2] + 1)
 
     def _record(self, cycle: int, stats: dict) -> None:
@@ -346,6 +348,13 @@ class _Schedule:
         self.result.residuals_computed += 1
         entry = {"cycle": cycle, "sigma": self.sigma[chan], **stats}
         self.result.cycles.append(entry)
+        if stats["stopped"]:
+            log.warning(
+                "cycle %d channel %d: residual rms would rise from %.3g to %.3g Jy/beam: "
+                "the model of cycle %d is kept and the channel's major cycles stop",
+                cycle, chan, stats["rms"], stats["refused_rms"], cycle - 1,
+            )  # fmt: skip
+            return
         log.info(
             "cycle %d channel %d: noise %.3g, residual rms %.3g Jy/beam, model flux %.4g Jy",
             cycle, chan, entry["sigma"], entry["rms"], entry["flux"],

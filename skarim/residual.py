@@ -23,7 +23,11 @@ __all__ = ["residual_channel", "residual_channels"]
 
 
 def residual_channels(
-    store: RunStore, read: ReadConfig, cfg: GridConfig, groups: list[ChannelGroup]
+    store: RunStore,
+    read: ReadConfig,
+    cfg: GridConfig,
+    groups: list[ChannelGroup],
+    model: str = "model",
 ) -> list[dict[str, float]]:
     """Write the exact residuals of the store's current models for several output channels.
 
@@ -37,6 +41,9 @@ def residual_channels(
         Geometry, weighting, accuracy and memory budget.
     groups : list of ChannelGroup
         The output channels (consecutive ones share reads best).
+    model : str
+        The store's array holding the models: ``model``, or ``model_next`` for a major
+        cycle's candidate (:func:`skarim.cycles.finish_cycle`).
 
     Returns
     -------
@@ -47,7 +54,8 @@ def residual_channels(
     per = groups_per_batch(cfg)
     stats: list[dict[str, float]] = []
     for i in range(0, len(groups), per):
-        stats += _residual_batch(store, cfg, weighting_pass(meta, read, cfg, groups[i : i + per]))
+        batch = weighting_pass(meta, read, cfg, groups[i : i + per])
+        stats += _residual_batch(store, cfg, batch, model)
     return stats
 
 
@@ -67,7 +75,7 @@ def residual_channel(
 
 
 def _residual_batch(
-    store: RunStore, cfg: GridConfig, batch: ChannelBatch
+    store: RunStore, cfg: GridConfig, batch: ChannelBatch, model_name: str
 ) -> list[dict[str, float]]:
     """One imaging pass per facet, every channel of the batch from the same chunks."""
     blocks = [f.block(cfg) for f in plan_facets(cfg)]
@@ -80,7 +88,7 @@ def _residual_batch(
         for chunk in batch.chunks():
             for k, group in enumerate(groups):
                 freq_hz, vis, w = batch.group_data(chunk, k)  # vis may be the chunk's own
-                predicted = _predict(store, cfg, group.index, chunk, freq_hz, blocks)
+                predicted = _predict(store, cfg, model_name, group.index, chunk, freq_hz, blocks)
                 images[k] += vis_to_image(
                     uvw_m=chunk.uvw_m,
                     freq_hz=freq_hz,
@@ -99,7 +107,7 @@ def _residual_batch(
             ] = image.astype(np.float32)
             sq[k] += float((image**2).sum())
         npix += block.ny * block.nx
-    model = store.array("model")
+    model = store.array(model_name)
     return [
         {
             "rms": float(np.sqrt(sq[k] / max(npix, 1))),
@@ -112,6 +120,7 @@ def _residual_batch(
 def _predict(
     store: RunStore,
     cfg: GridConfig,
+    model_name: str,
     chan: int,
     chunk: VisChunk,
     freq_hz: np.ndarray,
@@ -121,7 +130,7 @@ def _predict(
     real = np.float64 if cfg.double_precision else np.float32
     complex_ = np.complex128 if cfg.double_precision else np.complex64
     predicted = np.zeros((len(chunk.uvw_m), len(freq_hz)), dtype=complex_)
-    model = store.array("model")
+    model = store.array(model_name)
     for src in blocks:
         m = model[chan, src.y0 : src.y0 + src.ny, src.x0 : src.x0 + src.nx]  # (ny, nx)
         if np.any(m):

@@ -15,6 +15,7 @@ array           shape                       chunks            meaning
 ``cycle``       ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
 ``rcycle``      ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
                                                               ``residual`` (0: use ``dirty``)
+``rms``         ``(c,)`` float64            ``(1,)``          RMS of that residual, Jy/beam
 ==============  ==========================  ================  ==============================
 
 Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
@@ -25,8 +26,8 @@ markers (``gridded``, ``cycle``) are advanced only after the data they vouch for
 so a killed run resumes from them.
 
 Chunks are laid out so that concurrent tasks never write the same chunk (a chunk written in
-part is read, changed and rewritten whole): a channel's values of ``sumwt`` and ``rcycle``
-have a chunk each, as does each tile row of ``cycle`` (RIM tasks own whole tile rows), and
+part is read, changed and rewritten whole): a channel's values of ``sumwt``, ``rcycle`` and
+``rms`` have a chunk each, as does each tile row of ``cycle`` (RIM tasks own whole tile rows), and
 ``gridded`` is written only by the task gridding that channel.
 """
 
@@ -154,6 +155,7 @@ class RunStore:
         group.create_array("gridded", chunks=(1, nty, ntx), dtype="int8", fill_value=0, **tiles)
         group.create_array("cycle", chunks=(1, 1, ntx), dtype="int32", fill_value=0, **tiles)
         group.create_array("rcycle", shape=(c,), chunks=(1,), dtype="int32", fill_value=0)
+        group.create_array("rms", shape=(c,), chunks=(1,), dtype="float64", fill_value=0.0)
         group.attrs.update(
             {
                 "skarim_version": __version__,

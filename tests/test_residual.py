@@ -8,6 +8,7 @@ from msfactory import new_run_store, point_source_vis, random_uvw_m, write_stoke
 
 import skarim.grid
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
+from skarim.cycles import finish_cycle
 from skarim.grid import grid_channels
 from skarim.residual import residual_channel, residual_channels
 
@@ -92,3 +93,35 @@ def test_batched_residuals_equal_one_channel_at_a_time(tmp_path, monkeypatch):
     assert [s["flux"] for s in stats] == pytest.approx([0.9, 0.8, 0.7])
     assert residual[0, 40, 20] == pytest.approx(0.1, abs=0.02)
     assert residual[0, 10, 50] == pytest.approx(0.5, abs=0.05)
+
+
+def _cycle_config(cfg: RunConfig, cycles: int) -> RunConfig:
+    return cfg.model_copy(update={"deconv": cfg.deconv.model_copy(update={"major_cycles": cycles})})
+
+
+def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(tmp_path):
+    cfg, store, groups = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "cycles")
+    cfg = _cycle_config(cfg, 3)
+    truth = np.zeros((3, NPIX, NPIX), dtype=np.float32)
+    for y, x, flux in SOURCES:
+        truth[:, y, x] = flux
+    # cycle 1: half the sky, better than nothing: accepted in every channel
+    store.array("model_next")[...] = 0.5 * truth
+    stats = finish_cycle(store, cfg, groups, 1)
+    assert [s["stopped"] for s in stats] == [False] * 3
+    assert np.array_equal(store.array("model")[...], 0.5 * truth)
+    assert list(store.array("rcycle")[...]) == [1, 1, 1]
+    residual_1 = store.array("residual")[...].copy()
+    # cycle 2: channel 1 gets the sky, channels 0 and 2 three times it (worse): refused there
+    store.array("model_next")[...] = np.stack([3 * truth[0], truth[1], 3 * truth[2]])
+    stats = finish_cycle(store, cfg, groups, 2)
+    assert [s["stopped"] for s in stats] == [True, False, True]
+    model = store.array("model")[...]
+    assert np.array_equal(model[[0, 2]], 0.5 * truth[[0, 2]])  # previous model kept
+    assert np.array_equal(model[1], truth[1])
+    residual = store.array("residual")[...]
+    assert np.allclose(residual[[0, 2]], residual_1[[0, 2]], atol=1e-6)  # and its residual
+    assert np.abs(residual[1]).max() < 1e-6
+    assert list(store.array("rcycle")[...]) == [3, 2, 3]
+    assert (store.array("cycle")[[0, 2]] == 3).all()
+    assert stats[0]["refused_rms"] > stats[0]["rms"] == pytest.approx(store.array("rms")[0])
