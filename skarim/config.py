@@ -248,6 +248,11 @@ class DeconvConfig(_Frozen):
         Halo in pixels read from neighbouring tiles around each tile.
     batch_tiles : int
         Tiles the RIM processes at once.
+    prune_sigma : float
+        After a channel's last cycle, model pixels whose beam-smoothed brightness is below
+        this many times the residual's robust noise are zeroed (the RIM's low positive floor
+        over empty sky; a CLEAN threshold's counterpart) and the exact residual is
+        recomputed; 0 keeps the model as the RIM left it.
     """
 
     major_cycles: int = 3
@@ -255,11 +260,14 @@ class DeconvConfig(_Frozen):
     device: Device = Device.auto
     margin: int = 32
     batch_tiles: int = 4
+    prune_sigma: float = 5.0
 
     @model_validator(mode="after")
     def _check(self) -> DeconvConfig:
         if self.major_cycles < 1:
             raise ValueError("major_cycles must be >= 1 (use --dirty-only for no deconvolution)")
+        if self.prune_sigma < 0:
+            raise ValueError("prune_sigma must be >= 0")
         if self.margin < 0 or self.batch_tiles < 1:
             raise ValueError("margin must be >= 0 and batch_tiles >= 1")
         return self

@@ -41,6 +41,7 @@ import torch
 from skarim.config import RunConfig
 from skarim.deconvolve import deconvolve_tiles, load_rim, robust_sigma
 from skarim.grid import ChannelGroup
+from skarim.metrics import psf_fwhm_pix
 from skarim.residual import residual_channels
 from skarim.rim import RIM
 from skarim.store import RunStore
@@ -275,7 +276,11 @@ def finish_cycle(
     rose, the major cycles have stopped converging for that channel (a RIM pass that made
     the model worse, as CLEAN diverges past its noise): the previous model and its residual
     are kept and the channel's remaining cycles are skipped (its ``cycle`` markers and
-    ``rcycle`` jump to the last cycle).
+    ``rcycle`` jump to the last cycle). A channel that ends (last cycle, or refused) has its
+    model pruned of what lies below ``DeconvConfig.prune_sigma`` times the noise once
+    beam-smoothed, and its exact residual recomputed. Everything is computed from
+    ``model_next`` (the refused channel's previous model is copied back there first), so a
+    rerun after a kill anywhere in this function gives the same result.
 
     Returns
     -------
@@ -288,24 +293,70 @@ def finish_cycle(
     before = [_previous_rms(store, g.index, cycle, t) for g in groups]
     stats = residual_channels(store, cfg.read, cfg.grid, groups, model="model_next")
     refused = [g for g, s, b in zip(groups, stats, before, strict=True) if s["rms"] > b]
-    if refused:  # put their previous residuals back
-        kept = residual_channels(store, cfg.read, cfg.grid, refused)
-        by_chan = dict(zip((g.index for g in refused), kept, strict=True))
+    candidate = {g.index: s["rms"] for g, s in zip(groups, stats, strict=True)}
+    if refused:  # the previous model becomes the candidate again, with its residual
+        for g in refused:
+            _copy_rows(store, "model", "model_next", g.index, cfg)
+        kept = residual_channels(store, cfg.read, cfg.grid, refused, model="model_next")
+        redo = dict(zip(refused, kept, strict=True))
+        stats = [redo.get(g, s) for g, s in zip(groups, stats, strict=True)]
+    ending = [g for g in groups if g in refused or cycle == last]
+    for g in groups:
+        if g in ending and cfg.deconv.prune_sigma > 0:
+            _prune(store, g.index, cfg)
+        else:
+            _copy_rows(store, "model_next", "model", g.index, cfg)
+    pruned = [g for g in ending if cfg.deconv.prune_sigma > 0]
+    if pruned:
+        after = residual_channels(store, cfg.read, cfg.grid, pruned)
+        redo = dict(zip(pruned, after, strict=True))
+        stats = [redo.get(g, s) for g, s in zip(groups, stats, strict=True)]
     out = []
     for group, s in zip(groups, stats, strict=True):
         c = group.index
-        if group in refused:
-            store.array("cycle")[c] = last
-            store.array("rcycle")[c] = last
-            out.append({"channel": c, **by_chan[c], "stopped": True, "refused_rms": s["rms"]})
-            continue
-        for ty in range(cfg.grid.ntile_y):
-            rows = slice(ty * t, (ty + 1) * t)
-            store.array("model")[c, rows] = store.array("model_next")[c, rows]
+        stopped = group in refused
         store.array("rms")[c] = s["rms"]
-        store.array("rcycle")[c] = cycle
-        out.append({"channel": c, **s, "stopped": False})
+        if stopped:
+            store.array("cycle")[c] = last
+        store.array("rcycle")[c] = last if stopped else cycle
+        entry = {"channel": c, **s, "stopped": stopped}
+        if stopped:
+            entry["refused_rms"] = candidate[c]
+        out.append(entry)
     return out
+
+
+def _copy_rows(store: RunStore, src: str, dst: str, chan: int, cfg: RunConfig) -> None:
+    """Copy one channel's plane between two image arrays, a tile row at a time."""
+    t = cfg.grid.tile
+    for ty in range(cfg.grid.ntile_y):
+        rows = slice(ty * t, (ty + 1) * t)
+        store.array(dst)[chan, rows] = store.array(src)[chan, rows]
+
+
+def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
+    """``model = model_next`` where its beam-smoothed brightness reaches ``prune_sigma`` noise.
+
+    The noise is the robust noise of ``residual`` (the residual of ``model_next``); the beam a
+    circular Gaussian of the PSF main lobe's FWHM. Works a tile row at a time with a halo of
+    four smoothing widths, so memory follows the tile size.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    t = cfg.grid.tile
+    fwhm = psf_fwhm_pix(store.array("psf")[chan])
+    width = fwhm / (2 * np.sqrt(2 * np.log(2)))
+    halo = int(np.ceil(4 * width))
+    level = cfg.deconv.prune_sigma * channel_sigma(store, chan, "residual", tile_windows(cfg))
+    source = store.array("model_next")
+    ny = source.shape[1]
+    for ty in range(cfg.grid.ntile_y):
+        y0, y1 = ty * t, (ty + 1) * t
+        a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
+        block = np.asarray(source[chan, a0:a1], dtype=np.float64)  # (rows + halo, nx)
+        smoothed = gaussian_filter(block, width, mode="constant") * (2 * np.pi * width**2)
+        keep = smoothed[y0 - a0 : y1 - a0] >= level  # Jy/beam of a unit-peak beam
+        store.array("model")[chan, y0:y1] = np.where(keep, block[y0 - a0 : y1 - a0], 0.0)
 
 
 def _previous_rms(store: RunStore, chan: int, cycle: int, tile: int) -> float:

@@ -125,3 +125,27 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     assert list(store.array("rcycle")[...]) == [3, 2, 3]
     assert (store.array("cycle")[[0, 2]] == 3).all()
     assert stats[0]["refused_rms"] > stats[0]["rms"] == pytest.approx(store.array("rms")[0])
+
+
+def test_the_last_cycle_prunes_a_floor_below_the_noise_and_keeps_the_sources(tmp_path):
+    from skarim.cycles import _prune
+    from skarim.metrics import psf_fwhm_pix
+
+    cfg, store, groups = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "prune")
+    sigma = 1e-3  # Jy/beam: the residual's noise
+    store.array("residual")[...] = np.random.default_rng(0).normal(0, sigma, (3, NPIX, NPIX))
+    width = psf_fwhm_pix(store.array("psf")[0]) / 2.3548
+    floor = 2.0 * sigma / (2 * np.pi * width**2)  # smoothed to the beam: 2 sigma, under 5
+    model = np.full((3, NPIX, NPIX), floor, dtype=np.float32)
+    for y, x, flux in SOURCES:
+        model[:, y, x] = flux
+    store.array("model_next")[...] = model
+    _prune(store, 0, cfg)
+    pruned = store.array("model")[0]
+    for y, x, flux in SOURCES:  # the sources and the floor within a beam of them stay
+        assert pruned[y, x] == pytest.approx(flux)
+    far = np.ones((NPIX, NPIX), bool)
+    for y, x, _ in SOURCES:
+        far[max(y - 12, 0) : y + 13, max(x - 12, 0) : x + 13] = False
+    assert np.count_nonzero(pruned[far]) == 0
+    assert np.count_nonzero(pruned) < 0.5 * pruned.size
