@@ -334,6 +334,19 @@ def _copy_rows(store: RunStore, src: str, dst: str, chan: int, cfg: RunConfig) -
         store.array(dst)[chan, rows] = store.array(src)[chan, rows]
 
 
+def _gaussian_smooth(image: np.ndarray, width: float, radius: int) -> np.ndarray:
+    """Separable unit-sum Gaussian of ``width`` pixels (truncated at ``radius``), zero outside."""
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / width) ** 2)
+    kernel /= kernel.sum()
+    out = image
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)])
+        n = out.shape[axis]
+        out = sum(k * np.take(padded, np.arange(i, i + n), axis=axis) for i, k in enumerate(kernel))
+    return out
+
+
 def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
     """``model = model_next`` where its beam-smoothed brightness reaches ``prune_sigma`` noise.
 
@@ -341,8 +354,6 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
     circular Gaussian of the PSF main lobe's FWHM. Works a tile row at a time with a halo of
     four smoothing widths, so memory follows the tile size.
     """
-    from scipy.ndimage import gaussian_filter
-
     t = cfg.grid.tile
     fwhm = psf_fwhm_pix(store.array("psf")[chan])
     width = fwhm / (2 * np.sqrt(2 * np.log(2)))
@@ -354,7 +365,7 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
         y0, y1 = ty * t, (ty + 1) * t
         a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
         block = np.asarray(source[chan, a0:a1], dtype=np.float64)  # (rows + halo, nx)
-        smoothed = gaussian_filter(block, width, mode="constant") * (2 * np.pi * width**2)
+        smoothed = _gaussian_smooth(block, width, halo) * (2 * np.pi * width**2)
         keep = smoothed[y0 - a0 : y1 - a0] >= level  # Jy/beam of a unit-peak beam
         store.array("model")[chan, y0:y1] = np.where(keep, block[y0 - a0 : y1 - a0], 0.0)
 
