@@ -194,9 +194,7 @@ def evaluate(
     return _scores(est.double().cpu().numpy(), batch)
 
 
-def _warm_starts(
-    model: RIM, batch: ProblemBatch, op: TileOperator, fraction: float
-) -> torch.Tensor | None:
+def _warm_starts(model: RIM, batch: ProblemBatch, fraction: float) -> torch.Tensor | None:
     """Starting models: the network's detached estimate for the first ``fraction`` of the batch."""
     n = int(round(fraction * batch.dirty.shape[0]))
     if n == 0:
@@ -291,7 +289,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
         batch = make_batch(rng, cfg.batch, cfg.problems).to(device)
         op = TileOperator(batch.psf)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            x0 = _warm_starts(model, batch, op, cfg.warm_start)
+            x0 = _warm_starts(model, batch, cfg.warm_start)
             est = model(batch.dirty, batch.sigma, op, x0=x0)
             loss = rim_loss([e.float() for e in est], batch, cfg.smooth_loss_weight)
         opt.zero_grad(set_to_none=True)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import skarim.grid
+
 #: The real EVLA Measurement Set kept beside the repository (../shared/data), read-only.
 EVLA_MS = Path(__file__).resolve().parents[2] / "shared" / "data" / "evla_ka_J1008.ms"
 
@@ -20,3 +22,17 @@ def evla_ms(tmp_path) -> Path:
     for item in (copy, *copy.rglob("*")):  # the shared original is read-only
         item.chmod(0o755 if item.is_dir() else 0o644)
     return copy
+
+
+@pytest.fixture
+def count_passes(monkeypatch):
+    """Counts the passes over the Measurement Set that the grid and residual stages start."""
+    passes = []
+    iter_chunks = skarim.grid.iter_chunks
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return iter_chunks(*args, **kwargs)
+
+    monkeypatch.setattr(skarim.grid, "iter_chunks", counted)
+    return passes

@@ -172,20 +172,6 @@ def _config(tmp_path, ms, name, *, chunk_rows=None, **grid) -> RunConfig:
     )
 
 
-@pytest.fixture
-def count_passes(monkeypatch):
-    """Counts the passes over the Measurement Set that the grid stage starts."""
-    passes = []
-    iter_chunks = skarim.grid.iter_chunks
-
-    def counted(*args, **kwargs):
-        passes.append(1)
-        return iter_chunks(*args, **kwargs)
-
-    monkeypatch.setattr(skarim.grid, "iter_chunks", counted)
-    return passes
-
-
 def _products(store):
     return {name: store.array(name)[...] for name in ("dirty", "psf", "sumwt", "gridded")}
 

@@ -27,12 +27,11 @@ def _trained_a_little() -> RIM:
 def test_warm_starts_are_the_networks_own_estimates_for_the_first_part_of_the_batch():
     batch = make_batch(np.random.default_rng(0), 4, SMALL).to("cpu")
     rim = _trained_a_little()
-    op = TileOperator(batch.psf)
-    x0 = _warm_starts(rim, batch, op, 0.5)
+    x0 = _warm_starts(rim, batch, 0.5)
     first = rim(batch.dirty[:2], batch.sigma[:2], TileOperator(batch.psf[:2]))[-1]
     assert torch.allclose(x0[:2], first)
     assert torch.count_nonzero(x0[2:]) == 0
-    assert _warm_starts(rim, batch, op, 0.0) is None
+    assert _warm_starts(rim, batch, 0.0) is None
 
 
 def test_two_pass_validation_scores_the_second_pass():
