@@ -121,7 +121,11 @@ def image(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a mismatched store.")
     ] = False,
-    major_cycles: Annotated[int | None, typer.Option(help="Exact major cycles.")] = None,
+    major_cycles: Annotated[int | None, typer.Option(help="Exact major cycles of the RIM.")] = None,
+    polish_cycles: Annotated[
+        int | None,
+        typer.Option(help="Major cycles of Hogbom CLEAN on the RIM's residual (0: none)."),
+    ] = None,
     weights: Annotated[Path | None, typer.Option(help="RIM weights (default: shipped).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | auto.")] = None,
     scheduler: Annotated[
@@ -175,7 +179,12 @@ def image(
         "read": read,
         "grid": grid,
         "output": {"name": name, "overwrite": overwrite or None},
-        "deconv": {"major_cycles": major_cycles, "weights": weights, "device": device},
+        "deconv": {
+            "major_cycles": major_cycles,
+            "polish_cycles": polish_cycles,
+            "weights": weights,
+            "device": device,
+        },
         "cluster": run_cluster,
         "run": {"dirty_only": dirty_only or None},
     }

@@ -239,7 +239,7 @@ class DeconvConfig(_Frozen):
     Attributes
     ----------
     major_cycles : int
-        Number of exact major cycles (predict with ducc0, subtract, re-image).
+        Exact major cycles of the RIM (predict with ducc0, subtract, re-image).
     weights : Path or None
         RIM weights file; None takes the weights shipped in the package.
     device : Device
@@ -253,6 +253,15 @@ class DeconvConfig(_Frozen):
         this many times the residual's robust noise are zeroed (the RIM's low positive floor
         over empty sky; a CLEAN threshold's counterpart) and the exact residual is
         recomputed; 0 keeps the model as the RIM left it.
+    polish_cycles : int
+        Exact major cycles after the RIM's (and the pruning), each of Hogbom CLEAN minor
+        iterations on every tile window of the residual, signed, down to ``polish_sigma``
+        noise, then an exact residual: CLEAN takes up the last per cent the RIM leaves
+        (docs/design.md section 7). 0 keeps the RIM's pruned model.
+    polish_sigma : float
+        Where the polish's minor iterations stop, in units of the residual's robust noise.
+    polish_gain : float
+        Loop gain of the polish's minor iterations.
     """
 
     major_cycles: int = 3
@@ -261,6 +270,14 @@ class DeconvConfig(_Frozen):
     margin: int = 32
     batch_tiles: int = 4
     prune_sigma: float = 5.0
+    polish_cycles: int = 2
+    polish_sigma: float = 3.0
+    polish_gain: float = 0.1
+
+    @property
+    def total_cycles(self) -> int:
+        """The RIM's major cycles and the polish's, in that order."""
+        return self.major_cycles + self.polish_cycles
 
     @model_validator(mode="after")
     def _check(self) -> DeconvConfig:
@@ -268,6 +285,8 @@ class DeconvConfig(_Frozen):
             raise ValueError("major_cycles must be >= 1 (use --dirty-only for no deconvolution)")
         if self.prune_sigma < 0:
             raise ValueError("prune_sigma must be >= 0")
+        if self.polish_cycles < 0 or self.polish_sigma <= 0 or not 0 < self.polish_gain <= 1:
+            raise ValueError("polish_cycles must be >= 0, polish_sigma > 0, 0 < polish_gain <= 1")
         if self.margin < 0 or self.batch_tiles < 1:
             raise ValueError("margin must be >= 0 and batch_tiles >= 1")
         return self

@@ -12,6 +12,11 @@ Cycle ``k`` of output channel ``c``:
    ``rcycle[c] = k`` are written; if it rose, the previous model and residual are kept and
    the channel stops (:func:`finish_cycle`).
 
+Cycles ``major_cycles + 1`` to ``total_cycles`` polish the RIM's model: in step 1 the tile
+pass is Hogbom CLEAN on the window of the residual (:func:`skarim.clean.hogbom`, signed, down
+to ``polish_sigma`` noise) added to ``model``, instead of the RIM. The RIM's phase ends at
+cycle ``major_cycles`` or at its first refused cycle; only then is the model pruned.
+
 Every step reads only what the store says is finished and writes before it marks, so a run
 killed anywhere resumes from the store, and the order in which tiles are processed does not
 change the result.
@@ -38,8 +43,9 @@ from time import perf_counter
 import numpy as np
 import torch
 
-from skarim.config import RunConfig
-from skarim.deconvolve import deconvolve_tiles, load_rim, robust_sigma
+from skarim.clean import hogbom
+from skarim.config import DeconvConfig, RunConfig
+from skarim.deconvolve import deconvolve_tiles, fit_psf, load_rim, robust_sigma
 from skarim.grid import ChannelGroup
 from skarim.metrics import psf_fwhm_pix
 from skarim.residual import residual_channels
@@ -54,6 +60,7 @@ __all__ = [
     "channel_sigma",
     "cached_rim",
     "task_device",
+    "polish_tiles",
     "deconvolve_tile_batch",
     "deconvolve_rows",
     "finish_cycle",
@@ -180,19 +187,53 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def polish_tiles(
+    residual: np.ndarray, psf: np.ndarray, sigma: float, x0: np.ndarray, deconv: DeconvConfig
+) -> np.ndarray:
+    """A polish pass: ``x0`` plus Hogbom CLEAN of each window of its residual.
+
+    Parameters
+    ----------
+    residual : numpy.ndarray
+        ``(batch, w, w)`` windows of the exact residual of ``x0``, Jy/beam.
+    psf : numpy.ndarray
+        ``(2p, 2p)`` PSF with peak 1 at ``(p, p)``.
+    sigma : float
+        The residual's noise, Jy/beam; minor iterations stop at ``deconv.polish_sigma`` times it.
+    x0 : numpy.ndarray
+        ``(batch, w, w)`` current model windows, Jy/pixel.
+    deconv : DeconvConfig
+        ``polish_sigma`` and ``polish_gain``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, w, w)`` polished model windows, Jy/pixel, float32 (signed: CLEAN may take
+        back flux the RIM put where there is none).
+    """
+    psf_w = fit_psf(psf, residual.shape[-1])  # (2w, 2w)
+    steps = [
+        hogbom(r, psf_w, sigma, gain=deconv.polish_gain, threshold_sigma=deconv.polish_sigma)
+        for r in residual
+    ]
+    return (x0 + np.stack(steps)).astype(np.float32)
+
+
 def deconvolve_tile_batch(
     store: RunStore,
-    model: RIM,
+    deconv: DeconvConfig,
+    model: RIM | None,
     device: torch.device,
     chan: int,
     cycle: int,
     wins: list[TileWindow],
     sigma: float,
 ) -> int:
-    """One RIM pass over tiles of one tile row of a channel; returns the tiles written.
+    """One pass over tiles of one tile row of a channel; returns the tiles written.
 
-    Tiles already at ``cycle`` are skipped; the others' cores go to ``model_next``, then
-    their ``cycle`` markers are advanced.
+    The pass is the RIM's (``model``) up to cycle ``deconv.major_cycles``, then the polish's
+    (:func:`polish_tiles`; ``model`` may be None). Tiles already at ``cycle`` are skipped;
+    the others' cores go to ``model_next``, then their ``cycle`` markers are advanced.
     """
     ty = wins[0].ty
     markers = store.array("cycle")[chan, ty]  # (ntx,)
@@ -203,7 +244,10 @@ def deconvolve_tile_batch(
     residual = _read_windows(store.array(source), chan, todo)  # (b, w, w)
     x0 = None if cycle == 1 else _read_windows(store.array("model"), chan, todo)
     psf = store.array("psf")[chan]
-    out = deconvolve_tiles(model, residual, psf, sigma, device, x0=x0)  # (b, w, w)
+    if cycle > deconv.major_cycles:
+        out = polish_tiles(residual, psf, sigma, x0, deconv)  # (b, w, w)
+    else:
+        out = deconvolve_tiles(model, residual, psf, sigma, device, x0=x0)  # (b, w, w)
     m, t = todo[0].margin, todo[0].tile
     for i, win in enumerate(todo):
         ys, xs = win.core
@@ -224,7 +268,7 @@ def deconvolve_rows(
     threads: int,
     device: str,
 ) -> dict[str, float]:
-    """Task: RIM pass ``cycle`` over tile rows ``rows`` of one channel, in tile batches.
+    """Task: pass ``cycle`` (RIM or polish) over tile rows ``rows`` of one channel, in batches.
 
     Parameters
     ----------
@@ -251,7 +295,7 @@ def deconvolve_rows(
     start = perf_counter()
     store = RunStore.open(store_path, mode="r+")
     dev = task_device(device)
-    model = cached_rim(cfg.deconv.weights, dev)
+    model = cached_rim(cfg.deconv.weights, dev) if cycle <= cfg.deconv.major_cycles else None
     batch = cfg.deconv.batch_tiles
     wins = tile_windows(cfg)
     written = 0
@@ -260,7 +304,7 @@ def deconvolve_rows(
             row = [w for w in wins if w.ty == ty]
             for i in range(0, len(row), batch):
                 written += deconvolve_tile_batch(
-                    store, model, dev, chan, cycle, row[i : i + batch], sigma
+                    store, cfg.deconv, model, dev, chan, cycle, row[i : i + batch], sigma
                 )
     return {"tiles": written, "seconds": perf_counter() - start}
 
@@ -273,14 +317,16 @@ def finish_cycle(
     The exact residual of ``model_next`` is computed for every channel of ``groups``. Where
     its RMS is no higher than that of the channel's previous residual (the dirty image's for
     the first cycle), ``model_next`` becomes ``model`` and the cycle is done. Where the RMS
-    rose, the major cycles have stopped converging for that channel (a RIM pass that made
+    rose, the cycles of the phase have stopped converging for that channel (a pass that made
     the model worse, as CLEAN diverges past its noise): the previous model and its residual
-    are kept and the channel's remaining cycles are skipped (its ``cycle`` markers and
-    ``rcycle`` jump to the last cycle). A channel that ends (last cycle, or refused) has its
-    model pruned of what lies below ``DeconvConfig.prune_sigma`` times the noise once
-    beam-smoothed, and its exact residual recomputed. Everything is computed from
-    ``model_next`` (the refused channel's previous model is copied back there first), so a
-    rerun after a kill anywhere in this function gives the same result.
+    are kept and the channel's remaining cycles of the phase are skipped (its ``cycle``
+    markers and ``rcycle`` jump to the phase's last cycle: ``major_cycles`` for the RIM,
+    ``total_cycles`` for the polish). A channel whose RIM phase ends (cycle
+    ``major_cycles``, or refused before) has its model pruned of what lies below
+    ``DeconvConfig.prune_sigma`` times the noise once beam-smoothed, and its exact residual
+    recomputed. Everything is computed from ``model_next`` (the refused channel's previous
+    model is copied back there first), so a rerun after a kill anywhere in this function
+    gives the same result.
 
     Returns
     -------
@@ -289,7 +335,8 @@ def finish_cycle(
         ``flux`` of the kept model (Jy) and ``stopped`` (True when the cycle was refused).
     """
     t = cfg.grid.tile
-    last = cfg.deconv.major_cycles
+    rim_phase = cycle <= cfg.deconv.major_cycles
+    last = cfg.deconv.major_cycles if rim_phase else cfg.deconv.total_cycles
     before = [_previous_rms(store, g.index, cycle, t) for g in groups]
     stats = residual_channels(store, cfg.read, cfg.grid, groups, model="model_next")
     refused = [g for g, s, b in zip(groups, stats, before, strict=True) if s["rms"] > b]
@@ -300,13 +347,13 @@ def finish_cycle(
         kept = residual_channels(store, cfg.read, cfg.grid, refused, model="model_next")
         redo = dict(zip(refused, kept, strict=True))
         stats = [redo.get(g, s) for g, s in zip(groups, stats, strict=True)]
-    ending = [g for g in groups if g in refused or cycle == last]
+    prune = rim_phase and cfg.deconv.prune_sigma > 0
+    pruned = [g for g in groups if prune and (g in refused or cycle == last)]
     for g in groups:
-        if g in ending and cfg.deconv.prune_sigma > 0:
+        if g in pruned:
             _prune(store, g.index, cfg)
         else:
             _copy_rows(store, "model_next", "model", g.index, cfg)
-    pruned = [g for g in ending if cfg.deconv.prune_sigma > 0]
     if pruned:
         after = residual_channels(store, cfg.read, cfg.grid, pruned)
         redo = dict(zip(pruned, after, strict=True))

@@ -17,7 +17,14 @@ from skarim.errors import DeviceError, WeightsError
 from skarim.operator import TileOperator
 from skarim.rim import RIM, RIMConfig
 
-__all__ = ["SHIPPED_WEIGHTS", "resolve_device", "load_rim", "deconvolve_tiles", "robust_sigma"]
+__all__ = [
+    "SHIPPED_WEIGHTS",
+    "resolve_device",
+    "load_rim",
+    "deconvolve_tiles",
+    "fit_psf",
+    "robust_sigma",
+]
 
 SHIPPED_WEIGHTS = "rim.pt"
 
@@ -114,7 +121,7 @@ def deconvolve_tiles(
         ``(batch, w, w)`` model tiles, Jy/pixel, float32, >= 0.
     """
     b, w, _ = residual.shape
-    psf_w = _fit_psf(psf, w)  # (2w, 2w)
+    psf_w = fit_psf(psf, w)  # (2w, 2w)
     op = TileOperator(torch.as_tensor(psf_w, dtype=torch.float32, device=device))
     d = torch.as_tensor(residual, dtype=torch.float32, device=device)  # (b, w, w)
     s = torch.full((b,), max(float(sigma), 1e-12), dtype=torch.float32, device=device)
@@ -126,7 +133,7 @@ def deconvolve_tiles(
     return estimate.cpu().numpy().astype(np.float32)
 
 
-def _fit_psf(psf: np.ndarray, w: int) -> np.ndarray:
+def fit_psf(psf: np.ndarray, w: int) -> np.ndarray:
     """Crop or zero-pad a centred ``(2p, 2p)`` PSF to ``(2w, 2w)``, peak kept at ``(w, w)``."""
     p = psf.shape[0] // 2
     out = np.zeros((2 * w, 2 * w), dtype=np.float32)

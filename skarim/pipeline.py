@@ -8,8 +8,9 @@ The command line and the tests call :func:`run_imaging`. It schedules the run's 
   than spreads them over the workers): one gridding task per batch (:func:`grid_task`, one
   read of the Measurement Set per pass for the whole batch);
 - per channel and major cycle, RIM tasks over blocks of tile rows
-  (:func:`skarim.cycles.deconvolve_rows`, asking for a GPU when the RIM runs on CUDA);
-- once all RIM tasks of a batch's cycle are back, one exact-residual task for the batch
+  (:func:`skarim.cycles.deconvolve_rows`, asking for a GPU when the RIM runs on CUDA); the
+  same tasks run the polish cycles that follow the RIM's (Hogbom CLEAN on the residual);
+- once all tile tasks of a batch's cycle are back, one exact-residual task for the batch
   (:func:`skarim.cycles.finish_cycle_task`).
 
 Batches advance independently: batch 0 may be in its second cycle while batch 1 is still
@@ -68,7 +69,7 @@ class RunResult:
     tiles_gridded : int
         Tiles gridded by this invocation (0 when everything was resumed from the store).
     tiles_deconvolved : int
-        (channel, tile, cycle) RIM passes run by this invocation.
+        (channel, tile, cycle) passes, RIM or polish, run by this invocation.
     residuals_computed : int
         Exact residuals (channel, cycle) computed by this invocation.
     cycles : list of dict
@@ -225,6 +226,7 @@ def run_imaging(
         "tiles_deconvolved": result.tiles_deconvolved,
         "residuals_computed": result.residuals_computed,
         "major_cycles": 0 if cfg.dirty_only else cfg.deconv.major_cycles,
+        "polish_cycles": 0 if cfg.dirty_only else cfg.deconv.polish_cycles,
         "channels": len(groups),
         "peak_rss_bytes": peaks,
     }
@@ -280,7 +282,8 @@ class _Schedule:
         self.store, self.runner = store, runner
         self.device, self.result, self.on_tiles = device, result, on_tiles
         self.path = cfg.output.store_path.resolve()
-        self.cycles = 0 if cfg.dirty_only else cfg.deconv.major_cycles
+        self.cycles = 0 if cfg.dirty_only else cfg.deconv.total_cycles
+        self.rim_cycles = cfg.deconv.major_cycles
         self.ntiles = cfg.grid.ntile_x * cfg.grid.ntile_y
         self.total_units = len(groups) * self.ntiles * (1 + self.cycles)
         per = min(groups_per_batch(cfg.grid), -(-len(groups) // runner.n_workers))
@@ -339,9 +342,13 @@ class _Schedule:
             self.seconds["residual"] += out["seconds"]
             for stats in out["channels"]:
                 self._record(tag[2], stats)
-                if stats["stopped"]:  # its later cycles are skipped: count them done
-                    self.on_tiles(self.ntiles * (self.cycles - tag[2] + 1))
+                if stats["stopped"]:  # its phase's later cycles are skipped: count them done
+                    self.on_tiles(self.ntiles * (self._phase_end(tag[2]) - tag[2]))
             self._start_cycle(b, tag[2] + 1)
+
+    def _phase_end(self, cycle: int) -> int:
+        """The last cycle of the phase (RIM, then polish) that ``cycle`` belongs to."""
+        return self.rim_cycles if cycle <= self.rim_cycles else self.cycles
 
     def _record(self, cycle: int, stats: dict) -> None:
         chan = stats["channel"]
@@ -351,13 +358,15 @@ class _Schedule:
         if stats["stopped"]:
             log.warning(
                 "cycle %d channel %d: residual rms would rise from %.3g to %.3g Jy/beam: "
-                "the model of cycle %d is kept and the channel's major cycles stop",
+                "the model of cycle %d is kept and the channel's %s cycles stop",
                 cycle, chan, stats["rms"], stats["refused_rms"], cycle - 1,
+                "RIM" if cycle <= self.rim_cycles else "polish",
             )  # fmt: skip
             return
         log.info(
-            "cycle %d channel %d: noise %.3g, residual rms %.3g Jy/beam, model flux %.4g Jy",
-            cycle, chan, entry["sigma"], entry["rms"], entry["flux"],
+            "cycle %d (%s) channel %d: noise %.3g, residual rms %.3g Jy/beam, model flux %.4g Jy",
+            cycle, "RIM" if cycle <= self.rim_cycles else "polish", chan, entry["sigma"],
+            entry["rms"], entry["flux"],
         )  # fmt: skip
 
     def _gridded(self, b: int) -> None:
@@ -420,9 +429,10 @@ def _log_summary(s: dict[str, Any]) -> None:
     task = ", ".join(f"{k} {v:.1f} s" for k, v in s["task_s"].items())
     log.info(
         "run summary: %.1f s wall on %s; task time %s; write %.1f s; %d tile(s) gridded, "
-        "%d tile pass(es) deconvolved, %d residual(s) over %d major cycle(s); peak memory "
+        "%d tile pass(es) deconvolved, %d residual(s) over %d RIM and %d polish cycle(s); peak "
+        "memory "
         "per worker %.0f-%.0f MiB",
         s["wall_s"], s["scheduler"], task, s["write_s"], s["tiles_gridded"],
-        s["tiles_deconvolved"], s["residuals_computed"], s["major_cycles"],
+        s["tiles_deconvolved"], s["residuals_computed"], s["major_cycles"], s["polish_cycles"],
         min(peaks) / 2**20, max(peaks) / 2**20,
     )  # fmt: skip

@@ -2,8 +2,9 @@
 
 One small observation serves every test: MeerKAT tracks (1 h) of a 2 Jy point source, imaged
 at 64 x 64 pixels of 4 arcsec in tiles of 32 (2 x 2 tiles), 2 output channels, 2 major
-cycles, the RIM with the shipped weights on the CPU. Dask runs on a real ``LocalCluster`` of
-2 worker processes with 1 thread each; the store is a real Zarr store on disk.
+cycles of the RIM with the shipped weights on the CPU, then 1 polish cycle. Dask runs on a
+real ``LocalCluster`` of 2 worker processes with 1 thread each; the store is a real Zarr
+store on disk.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from skarim.pipeline import run_imaging
 from skarim.store import RunStore
 from skarim.uvcoverage import hour_angles_rad, uvw_tracks_m
 
-NPIX, CELL_ARCSEC, TILE, CYCLES, FLUX_JY = 64, 4.0, 32, 2, 2.0
+NPIX, CELL_ARCSEC, TILE, CYCLES, POLISH, FLUX_JY = 64, 4.0, 32, 2, 1, 2.0
+TOTAL = CYCLES + POLISH
 SOURCE_PIX = (41, 22)  # 0-based FITS (x, y): east of centre is -x, so this is west and south
 RA0_DEG, DEC0_DEG = 150.0, -30.0
-FRESH = {"tiles_gridded": 2 * 4, "tiles_deconvolved": 2 * 4 * CYCLES, "residuals_computed": 4}
+FRESH = {
+    "tiles_gridded": 2 * 4,
+    "tiles_deconvolved": 2 * 4 * TOTAL,
+    "residuals_computed": 2 * TOTAL,
+}
 ARRAYS = ("dirty", "psf", "sumwt", "model", "residual", "gridded", "cycle", "rcycle")
 
 
@@ -40,7 +46,7 @@ def _flags(ms, name):
     return [
         "image", str(ms), "--size", str(NPIX), "--scale", f"{CELL_ARCSEC:g}asec",
         "--tile", str(TILE), "--channels-out", "2", "--major-cycles", str(CYCLES),
-        "--device", "cpu", "--name", str(name),
+        "--polish-cycles", str(POLISH), "--device", "cpu", "--name", str(name),
     ]  # fmt: skip
 
 
@@ -57,7 +63,7 @@ def _config(ms, name, cluster: ClusterConfig):
                 "tile": TILE,
                 "channels_out": 2,
             },
-            "deconv": {"major_cycles": CYCLES, "device": "cpu"},
+            "deconv": {"major_cycles": CYCLES, "polish_cycles": POLISH, "device": "cpu"},
             "output": {"name": str(name)},
         },  # fmt: skip
     ).model_copy(update={"cluster": cluster})
@@ -210,8 +216,8 @@ def test_a_killed_run_resumes_without_redoing_finished_work(ms, client, referenc
     left = _arrays(store_path)
     todo = {
         "tiles_gridded": int((1 - left["gridded"]).sum()),
-        "tiles_deconvolved": int((CYCLES - left["cycle"]).sum()),
-        "residuals_computed": int((CYCLES - left["rcycle"]).sum()),
+        "tiles_deconvolved": int((TOTAL - left["cycle"]).sum()),
+        "residuals_computed": int((TOTAL - left["rcycle"]).sum()),
     }
     assert 0 < sum(todo.values()) < sum(FRESH.values())
     # resumed on another cluster (the test's): the same run

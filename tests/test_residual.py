@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from msfactory import new_run_store, point_source_vis, random_uvw_m, write_stokes_i_ms
 
-from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
+from skarim.config import (
+    DeconvConfig,
+    GridConfig,
+    OutputConfig,
+    ReadConfig,
+    RunConfig,
+    Weighting,
+)
 from skarim.cycles import finish_cycle
 from skarim.grid import grid_channels
 from skarim.residual import residual_channel, residual_channels
@@ -115,9 +122,35 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     residual = store.array("residual")[...]
     assert np.allclose(residual[[0, 2]], residual_1[[0, 2]], atol=1e-6)  # and its residual
     assert np.abs(residual[1]).max() < 1e-6
-    assert list(store.array("rcycle")[...]) == [3, 2, 3]
+    assert list(store.array("rcycle")[...]) == [3, 2, 3]  # the RIM's phase ends at cycle 3
     assert (store.array("cycle")[[0, 2]] == 3).all()
     assert stats[0]["refused_rms"] > stats[0]["rms"] == pytest.approx(store.array("rms")[0])
+    # cycle 4 is the first of 2 polish cycles: a refusal there ends the channel at cycle 5
+    assert cfg.deconv.polish_cycles == 2
+    store.array("model_next")[...] = np.stack([truth[0], 3 * truth[1], truth[2]])
+    stats = finish_cycle(store, cfg, groups, 4)
+    assert [s["stopped"] for s in stats] == [False, True, False]
+    assert list(store.array("rcycle")[...]) == [4, 5, 4]
+    assert (store.array("cycle")[1] == 5).all()
+    assert np.array_equal(store.array("model")[1], truth[1])
+
+
+def test_a_polish_pass_cleans_what_the_model_missed_or_overshot():
+    from skarim.cycles import polish_tiles
+
+    w, (y, x) = 64, (30, 37)
+    yy, xx = np.mgrid[-w:w, -w:w]
+    psf = np.exp(-0.5 * (yy**2 + xx**2) / 1.5**2) * np.cos(0.4 * xx)  # sidelobes, peak 1
+    shifted = psf[w - y : 2 * w - y, w - x : 2 * w - x]  # PSF (*) a unit source at (y, x)
+    noise = np.random.default_rng(3).normal(0, 1e-4, (2, w, w))
+    residual = np.stack([0.1 * shifted, -0.1 * shifted]) + noise  # Jy/beam
+    x0 = np.zeros((2, w, w), dtype=np.float32)
+    x0[:, y, x] = [0.9, 1.1]  # 10% short, 10% over
+    out = polish_tiles(residual, psf, 1e-4, x0, DeconvConfig(polish_sigma=3.0, polish_gain=0.1))
+    assert out[:, y, x] == pytest.approx([1.0, 1.0], abs=0.0015)  # 3 sigma of a 1e-4 noise
+    elsewhere = out.copy()
+    elsewhere[:, y, x] = 0
+    assert np.abs(elsewhere).sum() < 0.01  # CLEAN took the noise little
 
 
 def test_the_last_cycle_prunes_a_floor_below_the_noise_and_keeps_the_sources(tmp_path):
