@@ -1,7 +1,8 @@
-"""Classical deconvolution baselines on a tile (numpy): Hogbom CLEAN and projected gradient.
+"""Classical deconvolution on a tile (numpy): Hogbom CLEAN and projected gradient.
 
 They are the yardsticks of the RIM's validation (DESIGN.md section 6): a RIM that loses to
-non-negative projected gradient descent has learned nothing.
+non-negative projected gradient descent has learned nothing. Hogbom CLEAN also polishes the
+RIM's residual in the pipeline's last major cycles (:func:`skarim.cycles.polish_tiles`).
 """
 
 from __future__ import annotations
