@@ -3,7 +3,7 @@
 Usage::
 
     python bench/run.py [--quick] [--device cpu|cuda] [--cases a,b] [--out DIR] [--threads N]
-                        [--timeout S] [--clean]
+                        [--timeout S] [--clean] [--seed N]
 
 For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``extended``, ``hdr``,
 ``large``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2 channels and
@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +59,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="seconds after which one tool's run is killed and reported as timeout",
     )  # fmt: skip
     p.add_argument("--clean", action="store_true", help="delete work files after each case")
+    p.add_argument(
+        "--seed", type=int, default=None,
+        help="sky and noise seed of every case (default: each case's own): other skies alike",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be >= 1")
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
         cases = select_cases(args.quick, [c for c in args.cases.split(",") if c])
+        if args.seed is not None:
+            cases = [replace(c, seed=args.seed) for c in cases]
     except ValueError as exc:
         _say(f"bench: error: {exc}")
         return 2
