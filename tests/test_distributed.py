@@ -154,13 +154,14 @@ def test_point_source_at_its_position_and_flux(distributed):
         assert found_dec == pytest.approx(np.rad2deg(dec), abs=1e-9)
         assert image[c].max() == image[c, y, x]
         # an unresolved source's flux density is the restored image's (model (*) clean beam
-        # + exact residual) value at it, Jy/beam; measured -1.4% and -1.3% (step-800 weights)
+        # + exact residual) value at it, Jy/beam; measured -0.007% and -0.000% (step-7400
+        # weights, 2 RIM cycles and 1 polish cycle)
         assert image[c, y, x] == pytest.approx(FLUX_JY, rel=0.02)
 
 
 def test_point_source_model_flux_near_the_source(distributed):
-    # measured with the shipped weights of CPU step 800 after 2 major cycles: 2.044 and
-    # 2.033 Jy within 3 px for 2 Jy (+2.2 %, +1.6 %); the restored peak is within 2 % (above)
+    # measured with the shipped weights of CPU step 7400 after 2 RIM cycles and 1 polish
+    # cycle: 2.0003 and 2.0004 Jy within 3 px for 2 Jy; the restored peak is within 2 % (above)
     model = fits.getdata(distributed.products["model"])[0]  # (chan, y, x) Jy/pixel
     x, y = SOURCE_PIX
     for c in range(2):
