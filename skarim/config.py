@@ -249,10 +249,11 @@ class DeconvConfig(_Frozen):
     batch_tiles : int
         Tiles the RIM processes at once.
     prune_sigma : float
-        After a channel's last cycle, model pixels whose beam-smoothed brightness is below
-        this many times the residual's robust noise are zeroed (the RIM's low positive floor
-        over empty sky; a CLEAN threshold's counterpart) and the exact residual is
-        recomputed; 0 keeps the model as the RIM left it.
+        After the RIM's last cycle of a channel, model pixels where the restored image (the
+        model smoothed to the beam plus the exact residual) is below this many times the
+        residual's robust noise are zeroed (flux the RIM put where the data hold none; a
+        CLEAN threshold's counterpart) and the exact residual is recomputed; 0 keeps the
+        model as the RIM left it.
     polish_cycles : int
         Exact major cycles after the RIM's (and the pruning), each of Hogbom CLEAN minor
         iterations on every tile window of the residual, signed, down to ``polish_sigma``

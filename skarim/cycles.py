@@ -322,11 +322,11 @@ def finish_cycle(
     are kept and the channel's remaining cycles of the phase are skipped (its ``cycle``
     markers and ``rcycle`` jump to the phase's last cycle: ``major_cycles`` for the RIM,
     ``total_cycles`` for the polish). A channel whose RIM phase ends (cycle
-    ``major_cycles``, or refused before) has its model pruned of what lies below
-    ``DeconvConfig.prune_sigma`` times the noise once beam-smoothed, and its exact residual
-    recomputed. Everything is computed from ``model_next`` (the refused channel's previous
-    model is copied back there first), so a rerun after a kill anywhere in this function
-    gives the same result.
+    ``major_cycles``, or refused before) has its model pruned where the restored image (model
+    smoothed to the beam plus residual) is below ``DeconvConfig.prune_sigma`` times the
+    noise, and its exact residual recomputed. Everything is computed from ``model_next``
+    (the refused channel's previous model is copied back there first), so a rerun after a
+    kill anywhere in this function gives the same result.
 
     Returns
     -------
@@ -395,11 +395,14 @@ def _gaussian_smooth(image: np.ndarray, width: float, radius: int) -> np.ndarray
 
 
 def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
-    """``model = model_next`` where its beam-smoothed brightness reaches ``prune_sigma`` noise.
+    """``model = model_next`` where the restored image reaches ``prune_sigma`` noise.
 
-    The noise is the robust noise of ``residual`` (the residual of ``model_next``); the beam a
-    circular Gaussian of the PSF main lobe's FWHM. Works a tile row at a time with a halo of
-    four smoothing widths, so memory follows the tile size.
+    The restored image is ``model_next`` smoothed to the beam (a circular Gaussian of the PSF
+    main lobe's FWHM, Jy/beam) plus ``residual`` (the exact residual of ``model_next``): flux
+    the RIM put where the data hold none is cancelled by the residual's negative there, so it
+    goes, while a source the data hold stays. The noise is the residual's robust noise. Works
+    a tile row at a time with a halo of four smoothing widths, so memory follows the tile
+    size.
     """
     t = cfg.grid.tile
     fwhm = psf_fwhm_pix(store.array("psf")[chan])
@@ -412,8 +415,9 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
         y0, y1 = ty * t, (ty + 1) * t
         a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
         block = np.asarray(source[chan, a0:a1], dtype=np.float64)  # (rows + halo, nx)
-        smoothed = _gaussian_smooth(block, width, halo) * (2 * np.pi * width**2)
-        keep = smoothed[y0 - a0 : y1 - a0] >= level  # Jy/beam of a unit-peak beam
+        smoothed = _gaussian_smooth(block, width, halo) * (2 * np.pi * width**2)  # Jy/beam
+        restored = smoothed[y0 - a0 : y1 - a0] + store.array("residual")[chan, y0:y1]
+        keep = restored >= level
         store.array("model")[chan, y0:y1] = np.where(keep, block[y0 - a0 : y1 - a0], 0.0)
 
 

@@ -153,23 +153,29 @@ def test_a_polish_pass_cleans_what_the_model_missed_or_overshot():
     assert np.abs(elsewhere).sum() < 0.01  # CLEAN took the noise little
 
 
-def test_the_last_cycle_prunes_a_floor_below_the_noise_and_keeps_the_sources(tmp_path):
-    from skarim.cycles import _prune
+def test_pruning_drops_model_flux_the_data_lack_and_keeps_the_sources(tmp_path):
+    from skarim.cycles import _gaussian_smooth, _prune
     from skarim.metrics import psf_fwhm_pix
 
     cfg, store, groups = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "prune")
     sigma = 1e-3  # Jy/beam: the residual's noise
-    store.array("residual")[...] = np.random.default_rng(0).normal(0, sigma, (3, NPIX, NPIX))
     width = psf_fwhm_pix(store.array("psf")[0]) / 2.3548
-    floor = 2.0 * sigma / (2 * np.pi * width**2)  # smoothed to the beam: 2 sigma, under 5
-    model = np.full((3, NPIX, NPIX), floor, dtype=np.float32)
+    beam = 2 * np.pi * width**2  # pixels: Jy/pixel smoothed to Jy/beam
+    floor = np.full((NPIX, NPIX), 2.0 * sigma / beam)  # 2 sigma once smoothed: a low floor
+    floor[20, 44] += 10 * sigma  # and a 10 sigma point the data lack: above a 5 sigma cut
+    model = floor.copy()
     for y, x, flux in SOURCES:
-        model[:, y, x] = flux
-    store.array("model_next")[...] = model
+        model[y, x] += flux
+    # the residual of that model: noise, minus the beam-smoothed flux the data do not hold
+    lacking = _gaussian_smooth(floor, width, int(np.ceil(4 * width))) * beam
+    noise = np.random.default_rng(0).normal(0, sigma, (NPIX, NPIX))
+    store.array("residual")[...] = np.broadcast_to(noise - lacking, (3, NPIX, NPIX))
+    store.array("model_next")[...] = np.broadcast_to(model, (3, NPIX, NPIX))
     _prune(store, 0, cfg)
     pruned = store.array("model")[0]
-    for y, x, flux in SOURCES:  # the sources and the floor within a beam of them stay
-        assert pruned[y, x] == pytest.approx(flux)
+    for y, x, _ in SOURCES:  # the sources stay, and the floor within a beam of them
+        assert pruned[y, x] == pytest.approx(model[y, x])
+    assert pruned[20, 44] == 0  # the model smoothed alone holds it at 10 sigma
     far = np.ones((NPIX, NPIX), bool)
     for y, x, _ in SOURCES:
         far[max(y - 12, 0) : y + 13, max(x - 12, 0) : x + 13] = False
