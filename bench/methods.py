@@ -7,6 +7,9 @@ resumes from an earlier store and WSClean never finds old files.
 - ``skarim_dirty``: ``python -m skarim image ... --dirty-only`` (dirty and PSF cubes).
 - ``skarim``: the same without ``--dirty-only``; scored when it wrote ``<name>-model.fits``,
   else recorded as "not available" (deconvolution not there yet).
+- ``skarim_rim``: ``skarim`` with ``--polish-cycles 0``: the RIM's model alone (pruned), so
+  that every run shows what the learned stage gives and what the CLEAN polish adds (not run
+  on speed-only cases).
 - ``wsclean_dirty``: WSClean with no iterations, the like-for-like speed baseline of
   ``skarim_dirty`` (an addition to the issue's list; it costs seconds).
 - ``wsclean_hogbom``, ``wsclean_multiscale``: WSClean 3.x with auto-masking, as in the
@@ -144,13 +147,14 @@ def _skarim_dirty(spec: RunSpec) -> MethodRun:
     return _finish(run, m, run.residual + run.psf)
 
 
-def _skarim(spec: RunSpec) -> MethodRun:
-    out = _fresh(spec, "skarim")
+def _skarim(spec: RunSpec, method: str = "skarim", extra: tuple[str, ...] = ()) -> MethodRun:
+    out = _fresh(spec, method)
     prefix = out / "skarim"
-    m = run_measured(_skarim_cmd(spec, prefix, False), out, out / "run.log", spec.timeout_s)
+    cmd = [*_skarim_cmd(spec, prefix, False), *extra]
+    m = run_measured(cmd, out, out / "run.log", spec.timeout_s)
     model = Path(f"{prefix}-model.fits")
     run = MethodRun(
-        "skarim", "ok", model=[model], residual=[Path(f"{prefix}-residual.fits")],
+        method, "ok", model=[model], residual=[Path(f"{prefix}-residual.fits")],
         psf=[Path(f"{prefix}-psf.fits")],
     )  # fmt: skip
     if m.returncode == 0 and not model.exists():
@@ -159,6 +163,12 @@ def _skarim(spec: RunSpec) -> MethodRun:
         run.note = f"{model.name} not written (skarim deconvolution not available yet)"
         return run
     return _finish(run, m, run.model)
+
+
+def _skarim_rim(spec: RunSpec) -> MethodRun:
+    if spec.case.speed_only:
+        return MethodRun("skarim_rim", "not available", note="speed-only case")
+    return _skarim(spec, "skarim_rim", ("--polish-cycles", "0"))
 
 
 def _wsclean_cmd(spec: RunSpec, prefix: Path, extra: list[str]) -> list[str]:
@@ -223,6 +233,7 @@ def _ducc0_raw(spec: RunSpec) -> MethodRun:
 METHODS: dict[str, Callable[[RunSpec], MethodRun]] = {
     "skarim_dirty": _skarim_dirty,
     "skarim": _skarim,
+    "skarim_rim": _skarim_rim,
     "wsclean_dirty": _wsclean_dirty,
     "wsclean_hogbom": _wsclean_hogbom,
     "wsclean_multiscale": _wsclean_multiscale,
