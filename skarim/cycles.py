@@ -10,7 +10,7 @@ Cycle ``k`` of output channel ``c``:
    (:func:`skarim.residual.residual_channels`, several channels per read of the Measurement
    Set); if its RMS did not rise, ``model_next`` is copied to ``model``, then ``rms[c]`` and
    ``rcycle[c] = k`` are written; if it rose, the previous model and residual are kept and
-   the channel stops (:func:`finish_cycle`).
+   the channel's cycles of that phase stop (:func:`finish_cycle`).
 
 Cycles ``major_cycles + 1`` to ``total_cycles`` polish the RIM's model: in step 1 the tile
 pass is Hogbom CLEAN on the window of the residual (:func:`skarim.clean.hogbom`, signed, down
