@@ -9,10 +9,10 @@ For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``extended``, ``hdr
 ``large``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2 channels and
 30 min tracks) it simulates a Measurement Set and its truth with skarim's simulator, then
 runs each method of :mod:`methods` as its own process (skarim dirty-only, skarim
-deconvolved, skarim's RIM alone, WSClean dirty, Hogbom and multiscale with auto-masking, raw ducc0 gridding),
-measuring wall time, CPU time and peak memory of the whole process. Models are scored
-against the truth (:mod:`scoring`): SNR raw and smoothed with the case's fitted clean beam,
-flux ratio, residual RMS. It prints one table, with the ratios skarim/WSClean and
+deconvolved, skarim's RIM alone, WSClean dirty, Hogbom and multiscale with auto-masking, raw
+ducc0 gridding), measuring wall time, CPU time and peak memory of the whole process. Models
+are scored against the truth (:mod:`scoring`): SNR raw and smoothed with the case's fitted
+clean beam, flux ratio, residual RMS. It prints one table, with the ratios skarim/WSClean and
 skarim/ducc0, and writes ``<out>/results.json`` with the machine (CPU model, cores,
 threads, load, GPU), tool versions and every command line.
 
