@@ -355,18 +355,17 @@ class _Schedule:
         self.result.residuals_computed += 1
         entry = {"cycle": cycle, "sigma": self.sigma[chan], **stats}
         self.result.cycles.append(entry)
+        phase = "RIM" if cycle <= self.rim_cycles else "polish"
         if stats["stopped"]:
             log.warning(
                 "cycle %d channel %d: residual rms would rise from %.3g to %.3g Jy/beam: "
                 "the model of cycle %d is kept and the channel's %s cycles stop",
-                cycle, chan, stats["rms"], stats["refused_rms"], cycle - 1,
-                "RIM" if cycle <= self.rim_cycles else "polish",
+                cycle, chan, stats["rms"], stats["refused_rms"], cycle - 1, phase,
             )  # fmt: skip
             return
         log.info(
             "cycle %d (%s) channel %d: noise %.3g, residual rms %.3g Jy/beam, model flux %.4g Jy",
-            cycle, "RIM" if cycle <= self.rim_cycles else "polish", chan, entry["sigma"],
-            entry["rms"], entry["flux"],
+            cycle, phase, chan, entry["sigma"], entry["rms"], entry["flux"],
         )  # fmt: skip
 
     def _gridded(self, b: int) -> None:
@@ -429,9 +428,8 @@ def _log_summary(s: dict[str, Any]) -> None:
     task = ", ".join(f"{k} {v:.1f} s" for k, v in s["task_s"].items())
     log.info(
         "run summary: %.1f s wall on %s; task time %s; write %.1f s; %d tile(s) gridded, "
-        "%d tile pass(es) deconvolved, %d residual(s) over %d RIM and %d polish cycle(s); peak "
-        "memory "
-        "per worker %.0f-%.0f MiB",
+        "%d tile pass(es) deconvolved, %d residual(s) over %d RIM and %d polish cycle(s); "
+        "peak memory per worker %.0f-%.0f MiB",
         s["wall_s"], s["scheduler"], task, s["write_s"], s["tiles_gridded"],
         s["tiles_deconvolved"], s["residuals_computed"], s["major_cycles"], s["polish_cycles"],
         min(peaks) / 2**20, max(peaks) / 2**20,
