@@ -247,7 +247,8 @@ class DeconvConfig(_Frozen):
     margin : int
         Halo in pixels read from neighbouring tiles around each tile.
     batch_tiles : int
-        Tiles the RIM processes at once.
+        Tiles read, deconvolved and written together; a GPU runs them through the RIM at
+        once, the CPU one after another (faster there: the activations stay in cache).
     prune_sigma : float
         After the RIM's last cycle of a channel, model pixels where the restored image (the
         model smoothed to the beam plus the exact residual) is below this many times the
