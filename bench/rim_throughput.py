@@ -1,7 +1,8 @@
 """RIM inference throughput: tiles/s and Mpixel/s at a tile size, on CPU and (if present) GPU.
 
 Run: ``python bench/rim_throughput.py [--tile 256] [--batch 4] [--repeats 3] [--threads 2]``.
-Prints one line per device; no assertions (timings belong here, not in tests).
+Prints one line per device and precision (float32, and the one ``precision: auto`` takes
+there when it differs); no assertions (timings belong here, not in tests).
 """
 
 from __future__ import annotations
@@ -12,24 +13,26 @@ import time
 import numpy as np
 import torch
 
-from skarim.deconvolve import deconvolve_tiles, load_rim
+from skarim.deconvolve import deconvolve_tiles, load_rim, resolve_precision
 from skarim.problems import ProblemConfig, make_batch
 
 
-def measure(device: torch.device, tile: int, batch: int, repeats: int) -> tuple[float, float]:
+def measure(
+    device: torch.device, tile: int, batch: int, repeats: int, dtype: torch.dtype
+) -> tuple[float, float]:
     """Best-of-``repeats`` time of one :func:`deconvolve_tiles` call on ``batch`` tiles."""
     problems = make_batch(np.random.default_rng(0), 1, ProblemConfig(tile=tile))
     dirty = np.repeat(problems.dirty.numpy(), batch, axis=0).astype(np.float32)
     psf = problems.psf[0].numpy()
     sigma = float(problems.sigma[0])
     rim = load_rim(None, device)
-    deconvolve_tiles(rim, dirty, psf, sigma, device)  # warm-up
+    deconvolve_tiles(rim, dirty, psf, sigma, device, dtype=dtype)  # warm-up
     best = np.inf
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        deconvolve_tiles(rim, dirty, psf, sigma, device)
+        deconvolve_tiles(rim, dirty, psf, sigma, device, dtype=dtype)
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
@@ -47,14 +50,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
-        tiles_s, mpix_s = measure(device, args.tile, args.batch, args.repeats)
         name = f"cpu x{args.threads}"
         if device.type == "cuda":
             name = torch.cuda.get_device_name(device)
-        print(
-            f"{name}: tile {args.tile}, batch {args.batch}: "
-            f"{tiles_s:.2f} tiles/s, {mpix_s:.2f} Mpixel/s"
-        )
+        for dtype in dict.fromkeys([torch.float32, resolve_precision("auto", device)]):
+            tiles_s, mpix_s = measure(device, args.tile, args.batch, args.repeats, dtype)
+            kind = str(dtype).removeprefix("torch.")
+            print(
+                f"{name}: tile {args.tile}, batch {args.batch}, {kind}: "
+                f"{tiles_s:.2f} tiles/s, {mpix_s:.2f} Mpixel/s"
+            )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from skarim.errors import InputError
 __all__ = [
     "Weighting",
     "Device",
+    "Precision",
     "ReadConfig",
     "GridConfig",
     "DeconvConfig",
@@ -89,6 +90,14 @@ class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Precision(StrEnum):
+    """Arithmetic of the RIM's convolutions: ``auto`` takes bfloat16 where the CPU has it."""
+
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
 
 
 class ReadConfig(_Frozen):
@@ -255,6 +264,15 @@ class DeconvConfig(_Frozen):
         residual's robust noise are zeroed (flux the RIM put where the data hold none; a
         CLEAN threshold's counterpart) and the exact residual is recomputed; 0 keeps the
         model as the RIM left it.
+    skip_sigma : float
+        A RIM pass leaves a tile's model as it is when the residual in the tile stays below
+        this many times the noise (absolute value): nothing there that the pruning would
+        keep. Empty tiles cost no RIM time, and the RIM puts no spurious flux in them. 0
+        runs the RIM on every tile.
+    precision : Precision
+        Arithmetic of the RIM's convolutions: ``float32``; ``bfloat16`` (autocast; the
+        estimate, the operator and the FFTs stay float32); ``auto`` takes bfloat16 on a CPU
+        with native bfloat16 (AVX512-BF16 or AMX), float32 elsewhere (GPUs included).
     polish_cycles : int
         Exact major cycles after the RIM's (and the pruning), each of Hogbom CLEAN minor
         iterations on every tile window of the residual, signed, down to ``polish_sigma``
@@ -272,6 +290,8 @@ class DeconvConfig(_Frozen):
     margin: int = 32
     batch_tiles: int = 4
     prune_sigma: float = 5.0
+    skip_sigma: float = 5.0
+    precision: Precision = Precision.auto
     polish_cycles: int = 2
     polish_sigma: float = 3.0
     polish_gain: float = 0.1
@@ -285,8 +305,8 @@ class DeconvConfig(_Frozen):
     def _check(self) -> DeconvConfig:
         if self.major_cycles < 1:
             raise ValueError("major_cycles must be >= 1 (use --dirty-only for no deconvolution)")
-        if self.prune_sigma < 0:
-            raise ValueError("prune_sigma must be >= 0")
+        if self.prune_sigma < 0 or self.skip_sigma < 0:
+            raise ValueError("prune_sigma and skip_sigma must be >= 0")
         if self.polish_cycles < 0 or self.polish_sigma <= 0 or not 0 < self.polish_gain <= 1:
             raise ValueError("polish_cycles must be >= 0, polish_sigma > 0, 0 < polish_gain <= 1")
         if self.margin < 0 or self.batch_tiles < 1:

@@ -45,7 +45,13 @@ import torch
 
 from skarim.clean import hogbom
 from skarim.config import DeconvConfig, RunConfig
-from skarim.deconvolve import deconvolve_tiles, fit_psf, load_rim, robust_sigma
+from skarim.deconvolve import (
+    deconvolve_tiles,
+    fit_psf,
+    load_rim,
+    resolve_precision,
+    robust_sigma,
+)
 from skarim.grid import ChannelGroup
 from skarim.metrics import psf_fwhm_pix
 from skarim.residual import residual_channels
@@ -228,34 +234,51 @@ def deconvolve_tile_batch(
     cycle: int,
     wins: list[TileWindow],
     sigma: float,
-) -> int:
-    """One pass over tiles of one tile row of a channel; returns the tiles written.
+    dtype: torch.dtype = torch.float32,
+) -> tuple[int, int]:
+    """One pass over tiles of one tile row of a channel.
 
-    The pass is the RIM's (``model``) up to cycle ``deconv.major_cycles``, then the polish's
-    (:func:`polish_tiles`; ``model`` may be None). Tiles already at ``cycle`` are skipped;
-    the others' cores go to ``model_next``, then their ``cycle`` markers are advanced.
+    The pass is the RIM's (``model``, its layers in ``dtype``) up to cycle
+    ``deconv.major_cycles``, then the polish's (:func:`polish_tiles`; ``model`` may be None).
+    Tiles already at ``cycle`` are left out. In a RIM pass, a tile whose residual stays below
+    ``deconv.skip_sigma * sigma`` keeps its model without running the network. The cores go
+    to ``model_next``, then the tiles' ``cycle`` markers are advanced.
+
+    Returns
+    -------
+    tuple of int
+        Tiles written, and of those the tiles whose RIM pass was skipped.
     """
     ty = wins[0].ty
     markers = store.array("cycle")[chan, ty]  # (ntx,)
     todo = [w for w in wins if markers[w.tx] < cycle]
     if not todo:
-        return 0
+        return 0, 0
     source = "dirty" if cycle == 1 else "residual"
     residual = _read_windows(store.array(source), chan, todo)  # (b, w, w)
     x0 = None if cycle == 1 else _read_windows(store.array("model"), chan, todo)
     psf = store.array("psf")[chan]
+    m, t = todo[0].margin, todo[0].tile
+    skipped = 0
     if cycle > deconv.major_cycles:
         out = polish_tiles(residual, psf, sigma, x0, deconv)  # (b, w, w)
     else:
-        out = deconvolve_tiles(model, residual, psf, sigma, device, x0=x0)  # (b, w, w)
-    m, t = todo[0].margin, todo[0].tile
+        out = np.zeros_like(residual) if x0 is None else x0.copy()  # (b, w, w)
+        peak = np.abs(residual[:, m : m + t, m : m + t]).max(axis=(1, 2))  # (b,) in the cores
+        busy = peak >= deconv.skip_sigma * sigma
+        skipped = int(np.count_nonzero(~busy))
+        if busy.any():
+            start = None if x0 is None else x0[busy]
+            out[busy] = deconvolve_tiles(
+                model, residual[busy], psf, sigma, device, x0=start, dtype=dtype
+            )
     for i, win in enumerate(todo):
         ys, xs = win.core
         # windows are indexed from the unclipped corner, so the core is always at [m, m + t)
         store.array("model_next")[chan, ys, xs] = out[i, m : m + t, m : m + t]
         markers[win.tx] = cycle
     store.array("cycle")[chan, ty] = markers  # one chunk per tile row, owned by this task
-    return len(todo)
+    return len(todo), skipped
 
 
 def deconvolve_rows(
@@ -290,23 +313,26 @@ def deconvolve_rows(
     Returns
     -------
     dict
-        ``tiles`` written (tiles already at ``cycle`` are skipped), ``seconds``.
+        ``tiles`` written (tiles already at ``cycle`` are left out), ``skipped`` (of those,
+        the tiles whose RIM pass was skipped, :func:`deconvolve_tile_batch`), ``seconds``.
     """
     start = perf_counter()
     store = RunStore.open(store_path, mode="r+")
     dev = task_device(device)
     model = cached_rim(cfg.deconv.weights, dev) if cycle <= cfg.deconv.major_cycles else None
+    dtype = resolve_precision(cfg.deconv.precision, dev)
     batch = cfg.deconv.batch_tiles
     wins = tile_windows(cfg)
-    written = 0
+    written = skipped = 0
     with _torch_threads(threads):
         for ty in rows:
             row = [w for w in wins if w.ty == ty]
             for i in range(0, len(row), batch):
-                written += deconvolve_tile_batch(
-                    store, cfg.deconv, model, dev, chan, cycle, row[i : i + batch], sigma
+                done, idle = deconvolve_tile_batch(
+                    store, cfg.deconv, model, dev, chan, cycle, row[i : i + batch], sigma, dtype
                 )
-    return {"tiles": written, "seconds": perf_counter() - start}
+                written, skipped = written + done, skipped + idle
+    return {"tiles": written, "skipped": skipped, "seconds": perf_counter() - start}
 
 
 def finish_cycle(

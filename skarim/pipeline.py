@@ -70,6 +70,9 @@ class RunResult:
         Tiles gridded by this invocation (0 when everything was resumed from the store).
     tiles_deconvolved : int
         (channel, tile, cycle) passes, RIM or polish, run by this invocation.
+    tiles_skipped : int
+        Of the RIM's passes, those skipped: nothing in the tile's residual reached
+        ``DeconvConfig.skip_sigma`` times the noise.
     residuals_computed : int
         Exact residuals (channel, cycle) computed by this invocation.
     cycles : list of dict
@@ -85,6 +88,7 @@ class RunResult:
     nonfinite: int = 0
     tiles_gridded: int = 0
     tiles_deconvolved: int = 0
+    tiles_skipped: int = 0
     residuals_computed: int = 0
     cycles: list[dict] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -224,6 +228,7 @@ def run_imaging(
         "write_s": perf_counter() - written,
         "tiles_gridded": result.tiles_gridded,
         "tiles_deconvolved": result.tiles_deconvolved,
+        "tiles_skipped": result.tiles_skipped,
         "residuals_computed": result.residuals_computed,
         "major_cycles": 0 if cfg.dirty_only else cfg.deconv.major_cycles,
         "polish_cycles": 0 if cfg.dirty_only else cfg.deconv.polish_cycles,
@@ -334,6 +339,7 @@ class _Schedule:
         elif kind == "rim":
             self.seconds["deconvolve"] += out["seconds"]
             self.result.tiles_deconvolved += out["tiles"]
+            self.result.tiles_skipped += out["skipped"]
             self.on_tiles(out["tiles"])
             self.pending[b] -= 1
             if self.pending[b] == 0:
@@ -428,9 +434,10 @@ def _log_summary(s: dict[str, Any]) -> None:
     task = ", ".join(f"{k} {v:.1f} s" for k, v in s["task_s"].items())
     log.info(
         "run summary: %.1f s wall on %s; task time %s; write %.1f s; %d tile(s) gridded, "
-        "%d tile pass(es) deconvolved, %d residual(s) over %d RIM and %d polish cycle(s); "
-        "peak memory per worker %.0f-%.0f MiB",
+        "%d tile pass(es) deconvolved (%d RIM pass(es) skipped on empty tiles), %d residual(s) "
+        "over %d RIM and %d polish cycle(s); peak memory per worker %.0f-%.0f MiB",
         s["wall_s"], s["scheduler"], task, s["write_s"], s["tiles_gridded"],
-        s["tiles_deconvolved"], s["residuals_computed"], s["major_cycles"], s["polish_cycles"],
+        s["tiles_deconvolved"], s["tiles_skipped"], s["residuals_computed"], s["major_cycles"],
+        s["polish_cycles"],
         min(peaks) / 2**20, max(peaks) / 2**20,
     )  # fmt: skip

@@ -118,3 +118,28 @@ def test_a_batch_of_tiles_equals_the_network_run_on_all_at_once():
     assert got.shape == (3, t, t)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
     assert np.abs(want[0] - want[1]).max() > 0.1  # the tiles differ: no tile was repeated
+
+
+def test_bfloat16_layers_give_the_float32_model_to_a_per_cent():
+    from skarim.deconvolve import resolve_precision
+    from skarim.operator import TileOperator
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("float32", cpu) == torch.float32
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+    assert resolve_precision("auto", cpu) in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("float16", cpu)
+    t = 64
+    yy, xx = np.mgrid[0 : 2 * t, 0 : 2 * t]
+    psf = np.exp(-0.5 * ((yy - t) ** 2 + (xx - t) ** 2) / 2.0**2) * np.cos(0.3 * (xx - t))
+    truth = np.zeros((1, t, t))
+    truth[0, 30, 20], truth[0, 12, 45] = 2.0, 0.05
+    dirty = TileOperator(torch.from_numpy(psf)).normal(torch.from_numpy(truth)).numpy()
+    rim = load_rim(None, cpu)
+    f32 = deconvolve_tiles(rim, dirty, psf, 1e-3, cpu)
+    b16 = deconvolve_tiles(rim, dirty, psf, 1e-3, cpu, dtype=torch.bfloat16)
+    assert b16.dtype == np.float32 and not np.array_equal(b16, f32)  # it did run in bfloat16
+    for y, x in ((30, 20), (12, 45)):  # each source's flux within 1%
+        box = (0, slice(y - 3, y + 4), slice(x - 3, x + 4))
+        assert b16[box].sum() == pytest.approx(f32[box].sum(), rel=0.01)

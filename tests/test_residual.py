@@ -181,3 +181,31 @@ def test_pruning_drops_model_flux_the_data_lack_and_keeps_the_sources(tmp_path):
         far[max(y - 12, 0) : y + 13, max(x - 12, 0) : x + 13] = False
     assert np.count_nonzero(pruned[far]) == 0
     assert np.count_nonzero(pruned) < 0.5 * pruned.size
+
+
+def test_a_rim_pass_skips_the_tiles_whose_residual_holds_nothing(tmp_path):
+    import torch
+
+    from skarim.cycles import cached_rim, deconvolve_tile_batch, tile_windows
+
+    cfg, store, _ = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "skip")
+    sigma = 1e-3  # Jy/beam
+    rng = np.random.default_rng(1)
+    residual = rng.normal(0, sigma, (NPIX, NPIX))
+    residual[40, 20] += 0.2  # 200 sigma in tile (1, 0); tile (1, 1) holds noise only
+    floor = np.full((NPIX, NPIX), 1e-4, dtype=np.float32)  # the model of the cycle before
+    store.array("residual")[0] = residual
+    store.array("model")[0] = floor
+    row = [w for w in tile_windows(cfg) if w.ty == 1]  # tiles (1, 0) and (1, 1)
+    rim, cpu = cached_rim(None, torch.device("cpu")), torch.device("cpu")
+    written, skipped = deconvolve_tile_batch(store, cfg.deconv, rim, cpu, 0, 2, row, sigma)
+    assert (written, skipped) == (2, 1) and cfg.deconv.skip_sigma == 5.0
+    assert list(store.array("cycle")[0, 1]) == [2, 2]
+    out = store.array("model_next")[0]
+    np.testing.assert_array_equal(out[32:, 32:], floor[32:, 32:])  # the empty tile: as it was
+    assert out[32:, :32].max() > 100 * floor.max()  # the source's tile: the RIM ran there
+    # with skipping off, the RIM runs on both tiles and moves the empty one's model too
+    store.array("cycle")[0, 1] = [1, 1]
+    every = cfg.deconv.model_copy(update={"skip_sigma": 0.0})
+    assert deconvolve_tile_batch(store, every, rim, cpu, 0, 2, row, sigma) == (2, 0)
+    assert not np.array_equal(store.array("model_next")[0, 32:, 32:], floor[32:, 32:])
