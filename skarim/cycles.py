@@ -358,7 +358,9 @@ def finish_cycle(
     -------
     list of dict
         Per channel of ``groups``: ``channel``, ``rms`` of the kept residual (Jy/beam),
-        ``flux`` of the kept model (Jy) and ``stopped`` (True when the cycle was refused).
+        ``flux`` of the kept model (Jy) and ``stopped`` (True when the cycle was refused);
+        a refused cycle adds ``refused_rms`` (its residual's) and ``previous_rms`` (that of
+        the residual it started from, which it would have raised).
     """
     t = cfg.grid.tile
     rim_phase = cycle <= cfg.deconv.major_cycles
@@ -394,7 +396,7 @@ def finish_cycle(
         store.array("rcycle")[c] = last if stopped else cycle
         entry = {"channel": c, **s, "stopped": stopped}
         if stopped:
-            entry["refused_rms"] = candidate[c]
+            entry["refused_rms"], entry["previous_rms"] = candidate[c], before[groups.index(group)]
         out.append(entry)
     return out
 

@@ -366,7 +366,7 @@ class _Schedule:
             log.warning(
                 "cycle %d channel %d: residual rms would rise from %.3g to %.3g Jy/beam: "
                 "the model of cycle %d is kept and the channel's %s cycles stop",
-                cycle, chan, stats["rms"], stats["refused_rms"], cycle - 1, phase,
+                cycle, chan, stats["previous_rms"], stats["refused_rms"], cycle - 1, phase,
             )  # fmt: skip
             return
         log.info(

@@ -112,6 +112,7 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     assert np.array_equal(store.array("model")[...], 0.5 * truth)
     assert list(store.array("rcycle")[...]) == [1, 1, 1]
     residual_1 = store.array("residual")[...].copy()
+    rms_1 = [s["rms"] for s in stats]
     # cycle 2: channel 1 gets the sky, channels 0 and 2 three times it (worse): refused there
     store.array("model_next")[...] = np.stack([3 * truth[0], truth[1], 3 * truth[2]])
     stats = finish_cycle(store, cfg, groups, 2)
@@ -125,6 +126,7 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     assert list(store.array("rcycle")[...]) == [3, 2, 3]  # the RIM's phase ends at cycle 3
     assert (store.array("cycle")[[0, 2]] == 3).all()
     assert stats[0]["refused_rms"] > stats[0]["rms"] == pytest.approx(store.array("rms")[0])
+    assert stats[0]["refused_rms"] > stats[0]["previous_rms"] == rms_1[0]  # the warning's pair
     # cycle 4 is the first of 2 polish cycles: a refusal there ends the channel at cycle 5
     assert cfg.deconv.polish_cycles == 2
     store.array("model_next")[...] = np.stack([truth[0], 3 * truth[1], truth[2]])
