@@ -11,9 +11,17 @@ import torch
 
 from skarim.deconvolve import deconvolve_tiles, load_rim, resolve_device
 from skarim.errors import DeviceError, WeightsError
+from skarim.operator import TileOperator
 from skarim.rim import RIM
 
 NO_GPU = not torch.cuda.is_available()
+
+
+def _gaussian_psf(t: int, ripple: float = 0.0) -> np.ndarray:
+    """``(2t, 2t)`` Gaussian PSF (width 2 pixels) peaked at ``(t, t)``, times ``cos(ripple x)``."""
+    yy, xx = np.mgrid[0 : 2 * t, 0 : 2 * t]
+    psf = np.exp(-0.5 * ((yy - t) ** 2 + (xx - t) ** 2) / 2.0**2) * np.cos(ripple * (xx - t))
+    return psf.astype(np.float32)
 
 
 def test_shipped_weights_load_safely():
@@ -79,12 +87,9 @@ def test_cli_device_and_weights_errors_are_one_line(tmp_path, flags):
 
 def test_deconvolve_tiles_recovers_an_isolated_point_source():
     t = 64
-    yy, xx = np.mgrid[0 : 2 * t, 0 : 2 * t]
-    psf = np.exp(-0.5 * ((yy - t) ** 2 + (xx - t) ** 2) / 2.0**2)  # a clean Gaussian PSF
+    psf = _gaussian_psf(t)  # a clean Gaussian PSF
     x = np.zeros((t, t))
     x[30, 20] = 2.0
-    from skarim.operator import TileOperator
-
     dirty = TileOperator(torch.from_numpy(psf)).normal(torch.from_numpy(x)[None]).numpy()
     model = deconvolve_tiles(
         load_rim(None, torch.device("cpu")), dirty, psf, 1e-3, torch.device("cpu")
@@ -97,11 +102,8 @@ def test_deconvolve_tiles_recovers_an_isolated_point_source():
 
 def test_a_batch_of_tiles_equals_the_network_run_on_all_at_once():
     """The CPU path runs a batch one window at a time; the result is the batched network's."""
-    from skarim.operator import TileOperator
-
     t = 64
-    yy, xx = np.mgrid[0 : 2 * t, 0 : 2 * t]
-    psf = np.exp(-0.5 * ((yy - t) ** 2 + (xx - t) ** 2) / 2.0**2).astype(np.float32)
+    psf = _gaussian_psf(t)
     rng = np.random.default_rng(3)
     truth = np.zeros((3, t, t), dtype=np.float32)
     for k, (y, x) in enumerate([(10, 50), (32, 32), (40, 8)]):
@@ -122,7 +124,6 @@ def test_a_batch_of_tiles_equals_the_network_run_on_all_at_once():
 
 def test_bfloat16_layers_give_the_float32_model_to_a_per_cent():
     from skarim.deconvolve import resolve_precision
-    from skarim.operator import TileOperator
 
     cpu = torch.device("cpu")
     assert resolve_precision("float32", cpu) == torch.float32
@@ -131,8 +132,7 @@ def test_bfloat16_layers_give_the_float32_model_to_a_per_cent():
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("float16", cpu)
     t = 64
-    yy, xx = np.mgrid[0 : 2 * t, 0 : 2 * t]
-    psf = np.exp(-0.5 * ((yy - t) ** 2 + (xx - t) ** 2) / 2.0**2) * np.cos(0.3 * (xx - t))
+    psf = _gaussian_psf(t, ripple=0.3)
     truth = np.zeros((1, t, t))
     truth[0, 30, 20], truth[0, 12, 45] = 2.0, 0.05
     dirty = TileOperator(torch.from_numpy(psf)).normal(torch.from_numpy(truth)).numpy()
