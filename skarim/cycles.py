@@ -369,6 +369,7 @@ def finish_cycle(
     stats = residual_channels(store, cfg.read, cfg.grid, groups, model="model_next")
     refused = [g for g, s, b in zip(groups, stats, before, strict=True) if s["rms"] > b]
     candidate = {g.index: s["rms"] for g, s in zip(groups, stats, strict=True)}
+    previous = {g.index: b for g, b in zip(groups, before, strict=True)}
     if refused:  # the previous model becomes the candidate again, with its residual
         for g in refused:
             _copy_rows(store, "model", "model_next", g.index, cfg)
@@ -396,7 +397,7 @@ def finish_cycle(
         store.array("rcycle")[c] = last if stopped else cycle
         entry = {"channel": c, **s, "stopped": stopped}
         if stopped:
-            entry["refused_rms"], entry["previous_rms"] = candidate[c], before[groups.index(group)]
+            entry["refused_rms"], entry["previous_rms"] = candidate[c], previous[c]
         out.append(entry)
     return out
 
