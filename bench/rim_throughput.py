@@ -25,14 +25,14 @@ def measure(
     dirty = np.repeat(problems.dirty.numpy(), batch, axis=0).astype(np.float32)
     psf = problems.psf[0].numpy()
     sigma = float(problems.sigma[0])
-    rim = load_rim(None, device)
-    deconvolve_tiles(rim, dirty, psf, sigma, device, dtype=dtype)  # warm-up
+    rim = load_rim(None, device, dtype)
+    deconvolve_tiles(rim, dirty, psf, sigma, device)  # warm-up
     best = np.inf
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        deconvolve_tiles(rim, dirty, psf, sigma, device, dtype=dtype)
+        deconvolve_tiles(rim, dirty, psf, sigma, device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)

@@ -270,8 +270,9 @@ class DeconvConfig(_Frozen):
         keep. Empty tiles cost no RIM time, and the RIM puts no spurious flux in them. 0
         runs the RIM on every tile.
     precision : Precision
-        Arithmetic of the RIM's convolutions: ``float32``; ``bfloat16`` (autocast; the
-        estimate, the operator and the FFTs stay float32); ``auto`` takes bfloat16 on a CPU
+        Arithmetic of the RIM's convolutions: ``float32``; ``bfloat16`` (the layers' weights,
+        activations and hidden states; the estimate, the operator and the FFTs stay
+        float32); ``auto`` takes bfloat16 on a CPU
         with native bfloat16 (AVX512-BF16 or AMX), float32 elsewhere (GPUs included).
     polish_cycles : int
         Exact major cycles after the RIM's (and the pruning), each of Hogbom CLEAN minor

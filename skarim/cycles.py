@@ -77,8 +77,8 @@ __all__ = [
 #: balance the load, few enough that a 100,000-tile image is not a 100,000-task graph.
 TASKS_PER_WORKER = 4
 
-#: Loaded networks of this process, keyed by (weights path, device).
-_RIMS: dict[tuple[str, str], RIM] = {}
+#: Loaded networks of this process, keyed by (weights path, device, layer dtype).
+_RIMS: dict[tuple[str, str, torch.dtype], RIM] = {}
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,16 @@ def channel_sigma(store: RunStore, chan: int, source: str, wins: list[TileWindow
     return robust_sigma(np.concatenate([s.ravel() for s in samples]))
 
 
-def cached_rim(weights: Path | None, device: torch.device) -> RIM:
-    """The RIM of ``weights`` on ``device``, loaded once per process (:func:`load_rim`)."""
-    key = (str(weights), str(device))
+def cached_rim(
+    weights: Path | None, device: torch.device, dtype: torch.dtype = torch.float32
+) -> RIM:
+    """The RIM of ``weights`` on ``device``, layers in ``dtype``, loaded once per process.
+
+    See :func:`skarim.deconvolve.load_rim`.
+    """
+    key = (str(weights), str(device), dtype)
     if key not in _RIMS:
-        _RIMS[key] = load_rim(weights, device)
+        _RIMS[key] = load_rim(weights, device, dtype)
     return _RIMS[key]
 
 
@@ -234,11 +239,10 @@ def deconvolve_tile_batch(
     cycle: int,
     wins: list[TileWindow],
     sigma: float,
-    dtype: torch.dtype = torch.float32,
 ) -> tuple[int, int]:
     """One pass over tiles of one tile row of a channel.
 
-    The pass is the RIM's (``model``, its layers in ``dtype``) up to cycle
+    The pass is the RIM's (``model``) up to cycle
     ``deconv.major_cycles``, then the polish's (:func:`polish_tiles`; ``model`` may be None).
     Tiles already at ``cycle`` are left out. In a RIM pass, a tile whose residual stays below
     ``deconv.skip_sigma * sigma`` keeps its model without running the network. The cores go
@@ -269,9 +273,7 @@ def deconvolve_tile_batch(
         skipped = int(np.count_nonzero(~busy))
         if busy.any():
             start = None if x0 is None else x0[busy]
-            out[busy] = deconvolve_tiles(
-                model, residual[busy], psf, sigma, device, x0=start, dtype=dtype
-            )
+            out[busy] = deconvolve_tiles(model, residual[busy], psf, sigma, device, x0=start)
     for i, win in enumerate(todo):
         ys, xs = win.core
         # windows are indexed from the unclipped corner, so the core is always at [m, m + t)
@@ -319,8 +321,10 @@ def deconvolve_rows(
     start = perf_counter()
     store = RunStore.open(store_path, mode="r+")
     dev = task_device(device)
-    model = cached_rim(cfg.deconv.weights, dev) if cycle <= cfg.deconv.major_cycles else None
-    dtype = resolve_precision(cfg.deconv.precision, dev)
+    model = None
+    if cycle <= cfg.deconv.major_cycles:
+        dtype = resolve_precision(cfg.deconv.precision, dev)
+        model = cached_rim(cfg.deconv.weights, dev, dtype)
     batch = cfg.deconv.batch_tiles
     wins = tile_windows(cfg)
     written = skipped = 0
@@ -329,7 +333,7 @@ def deconvolve_rows(
             row = [w for w in wins if w.ty == ty]
             for i in range(0, len(row), batch):
                 done, idle = deconvolve_tile_batch(
-                    store, cfg.deconv, model, dev, chan, cycle, row[i : i + batch], sigma, dtype
+                    store, cfg.deconv, model, dev, chan, cycle, row[i : i + batch], sigma
                 )
                 written, skipped = written + done, skipped + idle
     return {"tiles": written, "skipped": skipped, "seconds": perf_counter() - start}

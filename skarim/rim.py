@@ -81,6 +81,18 @@ class RIM(nn.Module):
         nn.init.zeros_(self.out.weight)
         self.step_size = nn.Parameter(torch.ones(config.steps))
 
+    def cast_layers(self, dtype: torch.dtype) -> RIM:
+        """Put the convolutions (weights, hidden states, activations) in ``dtype``, in place.
+
+        The estimate, the step sizes and the operator stay in the input's dtype; only the
+        network's features are cast on the way in and its update on the way out. bfloat16
+        layers run the RIM 1.6x faster on a CPU with native bfloat16 than autocast does
+        (measured on one 320^2 window, one thread): autocast casts every layer's input anew.
+        """
+        for layer in (self.embed, self.gru1, self.mid, self.gru2, self.out):
+            layer.to(dtype)
+        return self
+
     @staticmethod
     def tile_scale(dirty: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Per-tile scale ``s = max(max(dirty), sigma)``, shape ``(batch, 1, 1)``."""
@@ -114,20 +126,21 @@ class RIM(nn.Module):
             T estimates ``(batch, t, t)``, Jy/pixel, each >= 0.
         """
         b, ny, nx = dirty.shape
+        layers = self.embed.weight.dtype  # float32, or bfloat16 (:meth:`cast_layers`)
         s = self.tile_scale(dirty, sigma)  # (b, 1, 1)
         x = torch.zeros_like(dirty) if x0 is None else x0
         noise_plane = (sigma.to(dirty.dtype).reshape(-1, 1, 1) / s).expand(b, ny, nx)
-        h1 = dirty.new_zeros(b, self.config.hidden, ny, nx)
-        h2 = dirty.new_zeros(b, self.config.hidden, ny, nx)
+        h1 = dirty.new_zeros(b, self.config.hidden, ny, nx, dtype=layers)
+        h2 = dirty.new_zeros(b, self.config.hidden, ny, nx, dtype=layers)
         estimates = []
         for step in range(self.config.steps):
             grad = operator.normal(x) - dirty  # (b, t, t)
             pgrad = operator.precondition(grad)  # (b, t, t)
-            feats = torch.stack([x / s, grad / s, pgrad / s, noise_plane], dim=1)  # (b, 4, t, t)
+            feats = torch.stack([x / s, grad / s, pgrad / s, noise_plane], dim=1).to(layers)
             e = torch.relu(self.embed(feats))
             h1 = self.gru1(e, h1)
             h2 = self.gru2(torch.relu(self.mid(h1)), h2)
-            delta = self.out(h2)[:, 0]  # (b, t, t)
+            delta = self.out(h2)[:, 0].to(x.dtype)  # (b, t, t)
             x = torch.relu(x - self.step_size[step] * pgrad + s * delta)
             estimates.append(x)
         return estimates

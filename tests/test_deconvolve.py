@@ -136,9 +136,11 @@ def test_bfloat16_layers_give_the_float32_model_to_a_per_cent():
     truth = np.zeros((1, t, t))
     truth[0, 30, 20], truth[0, 12, 45] = 2.0, 0.05
     dirty = TileOperator(torch.from_numpy(psf)).normal(torch.from_numpy(truth)).numpy()
-    rim = load_rim(None, cpu)
-    f32 = deconvolve_tiles(rim, dirty, psf, 1e-3, cpu)
-    b16 = deconvolve_tiles(rim, dirty, psf, 1e-3, cpu, dtype=torch.bfloat16)
+    f32 = deconvolve_tiles(load_rim(None, cpu), dirty, psf, 1e-3, cpu)
+    rim = load_rim(None, cpu, torch.bfloat16)
+    assert rim.gru1.gates.weight.dtype == torch.bfloat16
+    assert rim.step_size.dtype == torch.float32  # the gradient step stays float32
+    b16 = deconvolve_tiles(rim, dirty, psf, 1e-3, cpu)
     assert b16.dtype == np.float32 and not np.array_equal(b16, f32)  # it did run in bfloat16
     for y, x in ((30, 20), (12, 45)):  # each source's flux within 1%
         box = (0, slice(y - 3, y + 4), slice(x - 3, x + 4))
