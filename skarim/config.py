@@ -274,6 +274,11 @@ class DeconvConfig(_Frozen):
         activations and hidden states; the estimate, the operator and the FFTs stay
         float32); ``auto`` takes bfloat16 on a CPU
         with native bfloat16 (AVX512-BF16 or AMX), float32 elsewhere (GPUs included).
+    converged_ratio : float
+        A channel's cycles of a phase (the RIM's, then the polish's) end early once its
+        exact residual looks like noise: its RMS at most this many times its robust (MAD)
+        noise. Another pass could only fit noise (a CLEAN threshold's counterpart). 0 runs
+        every cycle.
     polish_cycles : int
         Exact major cycles after the RIM's (and the pruning), each of Hogbom CLEAN minor
         iterations on every tile window of the residual, signed, down to ``polish_sigma``
@@ -293,6 +298,7 @@ class DeconvConfig(_Frozen):
     prune_sigma: float = 5.0
     skip_sigma: float = 5.0
     precision: Precision = Precision.auto
+    converged_ratio: float = 1.05
     polish_cycles: int = 2
     polish_sigma: float = 3.0
     polish_gain: float = 0.1
@@ -306,8 +312,8 @@ class DeconvConfig(_Frozen):
     def _check(self) -> DeconvConfig:
         if self.major_cycles < 1:
             raise ValueError("major_cycles must be >= 1 (use --dirty-only for no deconvolution)")
-        if self.prune_sigma < 0 or self.skip_sigma < 0:
-            raise ValueError("prune_sigma and skip_sigma must be >= 0")
+        if self.prune_sigma < 0 or self.skip_sigma < 0 or self.converged_ratio < 0:
+            raise ValueError("prune_sigma, skip_sigma and converged_ratio must be >= 0")
         if self.polish_cycles < 0 or self.polish_sigma <= 0 or not 0 < self.polish_gain <= 1:
             raise ValueError("polish_cycles must be >= 0, polish_sigma > 0, 0 < polish_gain <= 1")
         if self.margin < 0 or self.batch_tiles < 1:

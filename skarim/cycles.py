@@ -8,9 +8,10 @@ Cycle ``k`` of output channel ``c``:
    ``model_next`` and the tile's ``cycle`` becomes ``k`` (in that order);
 2. when all tiles are at ``k``, the exact residual of ``model_next`` is computed with ducc0
    (:func:`skarim.residual.residual_channels`, several channels per read of the Measurement
-   Set); if its RMS did not rise, ``model_next`` is copied to ``model``, then ``rms[c]`` and
-   ``rcycle[c] = k`` are written; if it rose, the previous model and residual are kept and
-   the channel's cycles of that phase stop (:func:`finish_cycle`).
+   Set) into ``residual_next``; if its RMS fell, ``model_next`` and ``residual_next`` are
+   copied to ``model`` and ``residual``, then ``rms[c]`` and ``rcycle[c] = k`` are written;
+   if it did not, the previous model and residual are kept and the channel's cycles of that
+   phase stop (:func:`finish_cycle`).
 
 Cycles ``major_cycles + 1`` to ``total_cycles`` polish the RIM's model: in step 1 the tile
 pass is Hogbom CLEAN on the window of the residual (:func:`skarim.clean.hogbom`, signed, down
@@ -59,6 +60,7 @@ from skarim.rim import RIM
 from skarim.store import RunStore
 
 __all__ = [
+    "REFUSE_RTOL",
     "TASKS_PER_WORKER",
     "TileWindow",
     "tile_windows",
@@ -76,6 +78,12 @@ __all__ = [
 #: RIM tasks per channel and cycle are at most this many times the workers: enough to
 #: balance the load, few enough that a 100,000-tile image is not a 100,000-task graph.
 TASKS_PER_WORKER = 4
+
+#: A cycle must lower its channel's residual RMS by more than this fraction to be kept. A
+#: cycle that changed nothing is refused, and so is a rerun of a refused cycle killed after
+#: the previous model was copied back to ``model_next`` (its residual's RMS is the previous
+#: one up to the gridder's round-off).
+REFUSE_RTOL = 1e-6
 
 #: Loaded networks of this process, keyed by (weights path, device, layer dtype).
 _RIMS: dict[tuple[str, str, torch.dtype], RIM] = {}
@@ -344,44 +352,66 @@ def finish_cycle(
 ) -> list[dict]:
     """Accept or refuse the models of cycle ``cycle`` by their exact residuals.
 
-    The exact residual of ``model_next`` is computed for every channel of ``groups``. Where
-    its RMS is no higher than that of the channel's previous residual (the dirty image's for
-    the first cycle), ``model_next`` becomes ``model`` and the cycle is done. Where the RMS
-    rose, the cycles of the phase have stopped converging for that channel (a pass that made
-    the model worse, as CLEAN diverges past its noise): the previous model and its residual
-    are kept and the channel's remaining cycles of the phase are skipped (its ``cycle``
+    The exact residual of ``model_next`` is computed into ``residual_next`` for every channel
+    of ``groups``. Where its RMS is lower than that of the channel's previous residual (the
+    dirty image's for the first cycle; lower by more than :data:`REFUSE_RTOL`),
+    ``model_next`` becomes ``model``, its residual ``residual``, and the cycle is done.
+    Where it is not, the cycles of the phase have stopped converging for that channel (a pass
+    that made the model worse, as CLEAN diverges past its noise, or changed nothing): the
+    previous model is kept, with its residual, which was never overwritten, and the
+    channel's remaining cycles of the phase are skipped (its ``cycle``
     markers and ``rcycle`` jump to the phase's last cycle: ``major_cycles`` for the RIM,
     ``total_cycles`` for the polish). A channel whose RIM phase ends (cycle
     ``major_cycles``, or refused before) has its model pruned where the restored image (model
     smoothed to the beam plus residual) is below ``DeconvConfig.prune_sigma`` times the
-    noise, and its exact residual recomputed. Everything is computed from ``model_next``
-    (the refused channel's previous model is copied back there first), so a rerun after a
-    kill anywhere in this function gives the same result.
+    noise, and its exact residual recomputed. A channel whose kept residual already looks
+    like noise, its RMS at most ``DeconvConfig.converged_ratio`` times its robust noise, has
+    converged: its remaining cycles of the phase are skipped as after a refusal, but with
+    the new model. Everything is computed from ``model_next``
+    (the refused channel's previous model is copied back there first) and ``residual_next``,
+    so a rerun after a kill anywhere in this function gives the same result.
 
     Returns
     -------
     list of dict
         Per channel of ``groups``: ``channel``, ``rms`` of the kept residual (Jy/beam),
-        ``flux`` of the kept model (Jy) and ``stopped`` (True when the cycle was refused);
-        a refused cycle adds ``refused_rms`` (its residual's) and ``previous_rms`` (that of
+        ``flux`` of the kept model (Jy), ``noise_ratio`` (the kept residual's RMS over its
+        robust noise, before any pruning), ``stopped`` (True when the cycle was refused) and
+        ``converged`` (True when the phase ended on a noise-like residual); a refused cycle
+        adds ``refused_rms`` (its residual's) and ``previous_rms`` (that of
         the residual it started from, which it would have raised).
     """
     t = cfg.grid.tile
     rim_phase = cycle <= cfg.deconv.major_cycles
     last = cfg.deconv.major_cycles if rim_phase else cfg.deconv.total_cycles
     before = [_previous_rms(store, g.index, cycle, t) for g in groups]
-    stats = residual_channels(store, cfg.read, cfg.grid, groups, model="model_next")
-    refused = [g for g, s, b in zip(groups, stats, before, strict=True) if s["rms"] > b]
-    candidate = {g.index: s["rms"] for g, s in zip(groups, stats, strict=True)}
-    previous = {g.index: b for g, b in zip(groups, before, strict=True)}
-    if refused:  # the previous model becomes the candidate again, with its residual
-        for g in refused:
+    floor = 1 - REFUSE_RTOL
+    candidate = residual_channels(
+        store, cfg.read, cfg.grid, groups, model="model_next", out="residual_next"
+    )
+    refused = [g for g, s, b in zip(groups, candidate, before, strict=True) if s["rms"] > b * floor]
+    stats = []
+    for g, s, b in zip(groups, candidate, before, strict=True):
+        if g in refused:  # the previous model again, with its residual (left in place)
             _copy_rows(store, "model", "model_next", g.index, cfg)
-        kept = residual_channels(store, cfg.read, cfg.grid, refused, model="model_next")
-        redo = dict(zip(refused, kept, strict=True))
-        stats = [redo.get(g, s) for g, s in zip(groups, stats, strict=True)]
+            s = {"rms": b, "flux": float(np.sum(store.array("model")[g.index], dtype=np.float64))}
+        else:
+            _copy_rows(store, "residual_next", "residual", g.index, cfg)
+        stats.append(s)
+    refused_rms = {g.index: s["rms"] for g, s in zip(groups, candidate, strict=True)}
+    previous = {g.index: b for g, b in zip(groups, before, strict=True)}
+    wins = tile_windows(cfg)
+    noise = {g.index: channel_sigma(store, g.index, "residual", wins) for g in groups}
+    ratio = cfg.deconv.converged_ratio
+    converged = [
+        g
+        for g, s in zip(groups, stats, strict=True)
+        if g not in refused and cycle < last and s["rms"] <= ratio * noise[g.index]
+    ]
+    ended = refused + converged  # the phase's later cycles are skipped for these
+    kept_rms = {g.index: s["rms"] for g, s in zip(groups, stats, strict=True)}
     prune = rim_phase and cfg.deconv.prune_sigma > 0
-    pruned = [g for g in groups if prune and (g in refused or cycle == last)]
+    pruned = [g for g in groups if prune and (g in ended or cycle == last)]
     for g in groups:
         if g in pruned:
             _prune(store, g.index, cfg)
@@ -394,14 +424,19 @@ def finish_cycle(
     out = []
     for group, s in zip(groups, stats, strict=True):
         c = group.index
-        stopped = group in refused
         store.array("rms")[c] = s["rms"]
-        if stopped:
+        if group in ended:
             store.array("cycle")[c] = last
-        store.array("rcycle")[c] = last if stopped else cycle
-        entry = {"channel": c, **s, "stopped": stopped}
-        if stopped:
-            entry["refused_rms"], entry["previous_rms"] = candidate[c], previous[c]
+        store.array("rcycle")[c] = last if group in ended else cycle
+        entry = {
+            "channel": c,
+            **s,
+            "noise_ratio": kept_rms[c] / noise[c] if noise[c] > 0 else float("inf"),
+            "stopped": group in refused,
+            "converged": group in converged,
+        }
+        if group in refused:
+            entry["refused_rms"], entry["previous_rms"] = refused_rms[c], previous[c]
         out.append(entry)
     return out
 

@@ -348,7 +348,7 @@ class _Schedule:
             self.seconds["residual"] += out["seconds"]
             for stats in out["channels"]:
                 self._record(tag[2], stats)
-                if stats["stopped"]:  # its phase's later cycles are skipped: count them done
+                if stats["stopped"] or stats["converged"]:  # its phase's later cycles: done
                     self.on_tiles(self.ntiles * (self._phase_end(tag[2]) - tag[2]))
             self._start_cycle(b, tag[2] + 1)
 
@@ -364,14 +364,17 @@ class _Schedule:
         phase = "RIM" if cycle <= self.rim_cycles else "polish"
         if stats["stopped"]:
             log.warning(
-                "cycle %d channel %d: residual rms would rise from %.3g to %.3g Jy/beam: "
+                "cycle %d channel %d: the residual rms would not fall (%.3g -> %.3g Jy/beam): "
                 "the model of cycle %d is kept and the channel's %s cycles stop",
                 cycle, chan, stats["previous_rms"], stats["refused_rms"], cycle - 1, phase,
             )  # fmt: skip
             return
+        end = f"; converged: the channel's {phase} cycles end" if stats["converged"] else ""
         log.info(
-            "cycle %d (%s) channel %d: noise %.3g, residual rms %.3g Jy/beam, model flux %.4g Jy",
-            cycle, phase, chan, entry["sigma"], entry["rms"], entry["flux"],
+            "cycle %d (%s) channel %d: noise %.3g, residual rms %.3g Jy/beam (%.2f x its noise), "
+            "model flux %.4g Jy%s",
+            cycle, phase, chan, entry["sigma"], entry["rms"], entry["noise_ratio"], entry["flux"],
+            end,
         )  # fmt: skip
 
     def _gridded(self, b: int) -> None:

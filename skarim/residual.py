@@ -28,6 +28,7 @@ def residual_channels(
     cfg: GridConfig,
     groups: list[ChannelGroup],
     model: str = "model",
+    out: str = "residual",
 ) -> list[dict[str, float]]:
     """Write the exact residuals of the store's current models for several output channels.
 
@@ -44,6 +45,9 @@ def residual_channels(
     model : str
         The store's array holding the models: ``model``, or ``model_next`` for a major
         cycle's candidate (:func:`skarim.cycles.finish_cycle`).
+    out : str
+        The store's array the residuals go to: ``residual``, or ``residual_next`` for the
+        candidate's.
 
     Returns
     -------
@@ -55,7 +59,7 @@ def residual_channels(
     stats: list[dict[str, float]] = []
     for i in range(0, len(groups), per):
         batch = weighting_pass(meta, read, cfg, groups[i : i + per])
-        stats += _residual_batch(store, cfg, batch, model)
+        stats += _residual_batch(store, cfg, batch, model, out)
     return stats
 
 
@@ -75,7 +79,7 @@ def residual_channel(
 
 
 def _residual_batch(
-    store: RunStore, cfg: GridConfig, batch: ChannelBatch, model_name: str
+    store: RunStore, cfg: GridConfig, batch: ChannelBatch, model_name: str, out: str
 ) -> list[dict[str, float]]:
     """One imaging pass per facet, every channel of the batch from the same chunks."""
     blocks = [f.block(cfg) for f in plan_facets(cfg)]
@@ -102,7 +106,7 @@ def _residual_batch(
             image = images[k]
             if sumwt[k] > 0:
                 image /= sumwt[k]
-            store.array("residual")[
+            store.array(out)[
                 group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
             ] = image.astype(np.float32)
             sq[k] += float((image**2).sum())

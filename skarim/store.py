@@ -2,21 +2,22 @@
 
 Schema (``c`` output channels, ``t`` tile side, ``ny x nx`` image):
 
-==============  ==========================  ================  ==============================
-array           shape                       chunks            meaning
-==============  ==========================  ================  ==============================
-``dirty``       ``(c, ny, nx)`` float32     ``(1, t, t)``     dirty image, Jy/beam
-``psf``         ``(c, 2t, 2t)`` float32     ``(1, 2t, 2t)``   PSF, peak 1 at ``(t, t)``
-``sumwt``       ``(c,)`` float64            ``(1,)``          sum of imaging weights
-``model``       ``(c, ny, nx)`` float32     ``(1, t, t)``     model after the last full cycle
-``model_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     tiles' models of the cycle running
-``residual``    ``(c, ny, nx)`` float32     ``(1, t, t)``     residual, Jy/beam
-``gridded``     ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
-``cycle``       ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
-``rcycle``      ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
-                                                              ``residual`` (0: use ``dirty``)
-``rms``         ``(c,)`` float64            ``(1,)``          RMS of that residual, Jy/beam
-==============  ==========================  ================  ==============================
+=================  ==========================  ================  ==============================
+array              shape                       chunks            meaning
+=================  ==========================  ================  ==============================
+``dirty``          ``(c, ny, nx)`` float32     ``(1, t, t)``     dirty image, Jy/beam
+``psf``            ``(c, 2t, 2t)`` float32     ``(1, 2t, 2t)``   PSF, peak 1 at ``(t, t)``
+``sumwt``          ``(c,)`` float64            ``(1,)``          sum of imaging weights
+``model``          ``(c, ny, nx)`` float32     ``(1, t, t)``     model after the last full cycle
+``model_next``     ``(c, ny, nx)`` float32     ``(1, t, t)``     tiles' models of the cycle running
+``residual``       ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model``, Jy/beam
+``residual_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model_next``
+``gridded``        ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
+``cycle``          ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
+``rcycle``         ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
+                                                                 ``residual`` (0: use ``dirty``)
+``rms``            ``(c,)`` float64            ``(1,)``          RMS of that residual, Jy/beam
+=================  ==========================  ================  ==============================
 
 Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
 JSON), ``ms_fingerprint``, ``wcs`` (:meth:`skarim.coords.ImageWCS.to_dict`),
@@ -140,7 +141,7 @@ class RunStore:
             "dtype": "float32",
             "fill_value": 0.0,
         }
-        for name in ("dirty", "model", "model_next", "residual"):
+        for name in ("dirty", "model", "model_next", "residual", "residual_next"):
             group.create_array(name, dimension_names=("chan", "y", "x"), **image)
         group.create_array(
             "psf",

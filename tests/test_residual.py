@@ -95,8 +95,9 @@ def test_batched_residuals_equal_one_channel_at_a_time(tmp_path, count_passes):
     assert residual[0, 10, 50] == pytest.approx(0.5, abs=0.05)
 
 
-def _cycle_config(cfg: RunConfig, cycles: int) -> RunConfig:
-    return cfg.model_copy(update={"deconv": cfg.deconv.model_copy(update={"major_cycles": cycles})})
+def _cycle_config(cfg: RunConfig, cycles: int, converged_ratio: float = 0.0) -> RunConfig:
+    deconv = {"major_cycles": cycles, "converged_ratio": converged_ratio}
+    return cfg.model_copy(update={"deconv": cfg.deconv.model_copy(update=deconv)})
 
 
 def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(tmp_path):
@@ -135,6 +136,32 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     assert list(store.array("rcycle")[...]) == [4, 5, 4]
     assert (store.array("cycle")[1] == 5).all()
     assert np.array_equal(store.array("model")[1], truth[1])
+    # a cycle that changes nothing is refused too (as is a rerun after the copy-back)
+    store.array("model_next")[0] = store.array("model")[0]
+    assert finish_cycle(store, cfg, groups[:1], 5)[0]["stopped"]
+
+
+def test_a_channel_whose_residual_is_noise_like_ends_its_phase_with_the_new_model(tmp_path):
+    cfg, store, groups = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "converged")
+    cfg = _cycle_config(cfg, 3, converged_ratio=1.05)
+    truth = np.zeros((3, NPIX, NPIX), dtype=np.float32)
+    for y, x, flux in SOURCES:
+        truth[:, y, x] = flux
+    # channel 0 gets the whole sky: its residual is round-off, RMS about its MAD noise;
+    # channels 1 and 2 half of it: their residuals hold sources, RMS far above the MAD
+    store.array("model_next")[...] = np.stack([truth[0], 0.5 * truth[1], 0.5 * truth[2]])
+    stats = finish_cycle(store, cfg, groups, 1)
+    assert [s["converged"] for s in stats] == [True, False, False]
+    assert [s["stopped"] for s in stats] == [False] * 3
+    assert stats[0]["noise_ratio"] <= 1.05 < min(s["noise_ratio"] for s in stats[1:])
+    assert list(store.array("rcycle")[...]) == [3, 1, 1]  # the RIM's cycles 2 and 3 skipped
+    assert (store.array("cycle")[0] == 3).all() and (store.array("cycle")[1:] == 0).all()
+    assert np.array_equal(store.array("model")[0], truth[0])  # the new model, pruned: intact
+    # with converged_ratio 0 every cycle runs
+    store.array("model_next")[2] = truth[2]
+    off = _cycle_config(cfg, 3, converged_ratio=0.0)
+    assert not finish_cycle(store, off, groups[2:], 2)[0]["converged"]
+    assert int(store.array("rcycle")[2]) == 2
 
 
 def test_a_polish_pass_cleans_what_the_model_missed_or_overshot():
