@@ -33,7 +33,7 @@ import numpy as np
 from skarim.errors import InputError
 from skarim.write import Beam
 
-__all__ = ["fit_beam", "common_beam", "beam_kernel", "restore_channel"]
+__all__ = ["KERNEL_SIGMAS", "fit_beam", "common_beam", "beam_kernel", "restore_channel"]
 
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 _BOX_SCALE = 10.0  # side of the fitting box in beams (WSClean's -beam-fitting-size default)
@@ -170,24 +170,38 @@ def fit_beam(psf: np.ndarray, cell_rad: float) -> Beam:
     )
 
 
+#: Reach of :func:`beam_kernel` in standard deviations of the beam's major axis.
+KERNEL_SIGMAS = 6.0
+
+
 def common_beam(beams: list[Beam]) -> Beam:
     """A beam for the whole cube: the channel beam of the largest area (CASA's simple choice)."""
     return max(beams, key=lambda b: b.major_deg * b.minor_deg)
 
 
 def beam_kernel(beam: Beam, cell_rad: float, shape: tuple[int, int]) -> np.ndarray:
-    """The beam as an image of peak 1 centred at ``(ny/2, nx/2)``, FITS order."""
+    """The beam as an image of peak 1 centred at ``(ny/2, nx/2)``, FITS order.
+
+    Computed out to :data:`KERNEL_SIGMAS` standard deviations of the major axis (where the
+    Gaussian is below 2e-8 of its peak), zero beyond.
+    """
     ny, nx = shape
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    east = -(xx - nx // 2).astype(float)
-    north = (yy - ny // 2).astype(float)
     cell_deg = np.degrees(cell_rad)
     sa = beam.major_deg / cell_deg / _FWHM_PER_SIGMA
     sb = beam.minor_deg / cell_deg / _FWHM_PER_SIGMA
+    reach = math.ceil(KERNEL_SIGMAS * max(sa, sb))
+    ry, rx = min(reach, ny // 2), min(reach, nx // 2)
+    y1, x1 = min(ny // 2 + ry + 1, ny), min(nx // 2 + rx + 1, nx)
+    north = np.arange(-ry, y1 - ny // 2, dtype=float)[:, np.newaxis]  # (h, 1)
+    east = -np.arange(-rx, x1 - nx // 2, dtype=float)[np.newaxis, :]  # (1, w)
     pa = np.radians(beam.pa_deg)
     along = east * np.sin(pa) + north * np.cos(pa)
     across = east * np.cos(pa) - north * np.sin(pa)
-    return np.exp(-0.5 * ((along / sa) ** 2 + (across / sb) ** 2))
+    out = np.zeros(shape)
+    out[ny // 2 - ry : y1, nx // 2 - rx : x1] = np.exp(
+        -0.5 * ((along / sa) ** 2 + (across / sb) ** 2)
+    )
+    return out
 
 
 def restore_channel(

@@ -26,6 +26,22 @@ def test_beam_fit_recovers_an_analytic_elliptical_gaussian(pa_deg):
     assert abs(diff) < 1.0
 
 
+@pytest.mark.parametrize("shape", [(128, 128), (96, 130), (16, 16)])
+def test_beam_kernel_is_the_analytic_gaussian_to_its_cut_off(shape):
+    beam = Beam(major_deg=8.0 / 3600, minor_deg=5.0 / 3600, pa_deg=30.0)
+    ny, nx = shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    east, north = -(xx - nx // 2), yy - ny // 2  # x grows to the west
+    sa, sb = 8.0 / 2.3548200450309493, 5.0 / 2.3548200450309493  # sigmas in 1 arcsec pixels
+    pa = np.radians(30.0)
+    along = east * np.sin(pa) + north * np.cos(pa)
+    across = east * np.cos(pa) - north * np.sin(pa)
+    full = np.exp(-0.5 * ((along / sa) ** 2 + (across / sb) ** 2))
+    got = beam_kernel(beam, CELL, shape)
+    assert got.shape == shape and got[ny // 2, nx // 2] == 1.0
+    np.testing.assert_allclose(got, full, rtol=0, atol=2e-8)
+
+
 def test_position_angle_is_east_of_north():
     # a beam elongated along the x axis (east-west) has PA 90; along y (north-south) PA 0
     psf = np.zeros((64, 64))
