@@ -295,10 +295,10 @@ class DeconvConfig(_Frozen):
     major_cycles: int = 3
     weights: Path | None = None
     device: Device = Device.auto
-    margin: int = 32
+    margin: int = 24
     batch_tiles: int = 4
     prune_sigma: float = 5.0
-    skip_sigma: float = 5.0
+    skip_sigma: float = 8.0
     precision: Precision = Precision.auto
     converged_ratio: float = 1.05
     polish_cycles: int = 2

@@ -228,7 +228,7 @@ def test_a_rim_pass_skips_the_tiles_whose_residual_holds_nothing(tmp_path):
     row = [w for w in tile_windows(cfg) if w.ty == 1]  # tiles (1, 0) and (1, 1)
     rim, cpu = cached_rim(None, torch.device("cpu")), torch.device("cpu")
     written, skipped = deconvolve_tile_batch(store, cfg.deconv, rim, cpu, 0, 2, row, sigma)
-    assert (written, skipped) == (2, 1) and cfg.deconv.skip_sigma == 5.0
+    assert (written, skipped) == (2, 1) and cfg.deconv.skip_sigma == 8.0
     assert list(store.array("cycle")[0, 1]) == [2, 2]
     out = store.array("model_next")[0]
     np.testing.assert_array_equal(out[32:, 32:], floor[32:, 32:])  # the empty tile: as it was
