@@ -23,6 +23,8 @@ in Jy/beam; the PSF is normalised to a peak of 1.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -35,6 +37,9 @@ from skarim.weighting import WeightGrid, padded_npix
 from skarim.wgridder import Block, vis_to_image
 
 __all__ = [
+    "HELD_BATCHES",
+    "held_batch",
+    "hold_batch",
     "ChannelBatch",
     "ChannelGroup",
     "FacetPlan",
@@ -197,6 +202,11 @@ class ChannelBatch:
         first = min(g.start for g in self.groups)
         return slice(self.groups[k].start - first, self.groups[k].stop - first)
 
+    @property
+    def held(self) -> bool:
+        """True once the selection was read in one chunk, which the batch now holds."""
+        return self._whole is not None
+
     def chunks(self) -> Iterator[VisChunk]:
         """Row chunks of the selection; a selection read in one chunk is read only once."""
         if self._whole is not None:
@@ -281,6 +291,46 @@ def weighting_pass(
     return batch
 
 
+#: Channel batches read whole (their selection in one chunk) that a process holds, with
+#: their weight grids, for the next exact residual of the same channels: that residual then
+#: reads nothing from the Measurement Set (2.5 -> 1.9 s for two channels of the full
+#: MeerKAT bench case). Each holds one chunk of at most ``ReadConfig.chunk_mb``.
+HELD_BATCHES = 2
+
+_HELD: OrderedDict[str, ChannelBatch] = OrderedDict()
+
+
+def _batch_key(meta: MSMeta, read: ReadConfig, cfg: GridConfig, groups: list[ChannelGroup]) -> str:
+    return json.dumps(
+        [
+            meta.fingerprint,
+            read.model_dump(mode="json"),
+            cfg.model_dump(mode="json", exclude={"nthreads"}),
+            [g.index for g in groups],
+        ],
+        sort_keys=True,
+    )
+
+
+def held_batch(
+    meta: MSMeta, read: ReadConfig, cfg: GridConfig, groups: list[ChannelGroup]
+) -> ChannelBatch:
+    """The batch of ``groups`` this process holds (:func:`hold_batch`), else a new one.
+
+    A new batch comes from :func:`weighting_pass`; the parameters are its.
+    """
+    held = _HELD.pop(_batch_key(meta, read, cfg, groups), None)
+    return held if held is not None else weighting_pass(meta, read, cfg, groups)
+
+
+def hold_batch(meta: MSMeta, read: ReadConfig, cfg: GridConfig, batch: ChannelBatch) -> None:
+    """Keep ``batch`` in this process if it was read whole: the last :data:`HELD_BATCHES`."""
+    if batch.held:
+        _HELD[_batch_key(meta, read, cfg, batch.groups)] = batch
+        while len(_HELD) > HELD_BATCHES:
+            _HELD.popitem(last=False)
+
+
 def grid_channels(
     store: RunStore,
     read: ReadConfig,
@@ -330,8 +380,9 @@ def grid_channels(
     meta = open_ms(read)
     per = groups_per_batch(cfg)
     for i in range(0, len(active), per):
-        batch = weighting_pass(meta, read, cfg, active[i : i + per])
+        batch = weighting_pass(meta, read, cfg, active[i : i + per])  # counts NaN/inf
         stats = _grid_batch(store, cfg, batch, todo, on_tiles)
+        hold_batch(meta, read, cfg, batch)  # for the first residual
         totals = {key: totals[key] + stats[key] for key in totals}
     return totals
 

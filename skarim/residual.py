@@ -1,7 +1,8 @@
 """Exact residuals for major cycles: model -> visibilities with ducc0 -> residual image.
 
 For a batch of output channels read together (:func:`skarim.grid.weighting_pass`, at most
-:func:`skarim.grid.groups_per_batch` of them), every row chunk of the Measurement Set is
+:func:`skarim.grid.groups_per_batch` of them; a batch this process read whole before is
+taken from memory, :func:`skarim.grid.held_batch`), every row chunk of the Measurement Set is
 predicted from each channel's model (``ducc0`` ``dirty2vis`` facet by facet, with the same
 w-gridding and offsets as imaging), subtracted from the data, and imaged onto each facet
 with the run's imaging weights: one weighting pass and one pass per facet over the
@@ -14,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from skarim.config import GridConfig, ReadConfig
-from skarim.grid import ChannelBatch, ChannelGroup, groups_per_batch, plan_facets, weighting_pass
+from skarim.grid import (
+    ChannelBatch,
+    ChannelGroup,
+    groups_per_batch,
+    held_batch,
+    hold_batch,
+    plan_facets,
+)
 from skarim.read import VisChunk, open_ms
 from skarim.store import RunStore
 from skarim.wgridder import Block, image_to_vis, vis_to_image
@@ -58,8 +66,9 @@ def residual_channels(
     per = groups_per_batch(cfg)
     stats: list[dict[str, float]] = []
     for i in range(0, len(groups), per):
-        batch = weighting_pass(meta, read, cfg, groups[i : i + per])
+        batch = held_batch(meta, read, cfg, groups[i : i + per])
         stats += _residual_batch(store, cfg, batch, model, out)
+        hold_batch(meta, read, cfg, batch)
     return stats
 
 

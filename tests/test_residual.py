@@ -35,9 +35,9 @@ def _point_sources_ms(tmp_path):
     return write_stokes_i_ms(tmp_path / "points.ms", uvw, freq, vis.astype(np.complex128))
 
 
-def _gridded_store(tmp_path, ms, name):
+def _gridded_store(tmp_path, ms, name, chunk_rows=150):
     cfg = RunConfig(
-        read=ReadConfig(ms=ms, chunk_rows=150),
+        read=ReadConfig(ms=ms, chunk_rows=chunk_rows),
         grid=GridConfig(
             npix_x=NPIX,
             npix_y=NPIX,
@@ -93,6 +93,28 @@ def test_batched_residuals_equal_one_channel_at_a_time(tmp_path, count_passes):
     assert [s["flux"] for s in stats] == pytest.approx([0.9, 0.8, 0.7])
     assert residual[0, 40, 20] == pytest.approx(0.1, abs=0.02)
     assert residual[0, 10, 50] == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_batch_read_whole_is_held_for_the_next_residuals(tmp_path, count_passes):
+    ms = _point_sources_ms(tmp_path)
+    model = np.zeros((3, NPIX, NPIX), dtype=np.float32)
+    model[:, 40, 20] = 0.9
+    chunked_cfg, chunked, groups = _gridded_store(tmp_path, ms, "chunked")  # 3 chunks
+    count_passes.clear()
+    chunked.array("model")[...] = model
+    want = residual_channels(chunked, chunked_cfg.read, chunked_cfg.grid, groups)
+    assert len(count_passes) == 1 + 4  # read in chunks: not held, read again
+    count_passes.clear()
+    cfg, store, groups = _gridded_store(tmp_path, ms, "whole", chunk_rows=None)  # one chunk
+    assert len(count_passes) == 1  # the gridding's read, held for the residuals
+    store.array("model")[...] = model
+    for _ in range(2):
+        got = residual_channels(store, cfg.read, cfg.grid, groups)
+        assert [s["rms"] for s in got] == pytest.approx([s["rms"] for s in want], rel=1e-9)
+        np.testing.assert_allclose(
+            store.array("residual")[...], chunked.array("residual")[...], rtol=0, atol=1e-7
+        )
+    assert len(count_passes) == 1  # neither residual read the Measurement Set
 
 
 def _cycle_config(cfg: RunConfig, cycles: int, converged_ratio: float = 0.0) -> RunConfig:
