@@ -356,20 +356,20 @@ def finish_cycle(
     of ``groups``. Where its RMS is lower than that of the channel's previous residual (the
     dirty image's for the first cycle; lower by more than :data:`REFUSE_RTOL`),
     ``model_next`` becomes ``model``, its residual ``residual``, and the cycle is done.
-    Where it is not, the cycles of the phase have stopped converging for that channel (a pass
-    that made the model worse, as CLEAN diverges past its noise, or changed nothing): the
-    previous model is kept, with its residual, which was never overwritten, and the
-    channel's remaining cycles of the phase are skipped (its ``cycle``
-    markers and ``rcycle`` jump to the phase's last cycle: ``major_cycles`` for the RIM,
-    ``total_cycles`` for the polish). A channel whose RIM phase ends (cycle
-    ``major_cycles``, or refused before) has its model pruned where the restored image (model
-    smoothed to the beam plus residual) is below ``DeconvConfig.prune_sigma`` times the
-    noise, and its exact residual recomputed. A channel whose kept residual already looks
-    like noise, its RMS at most ``DeconvConfig.converged_ratio`` times its robust noise, has
+    Where it is not, the cycles of the phase have stopped converging for that channel (a
+    pass that made the model worse, as CLEAN diverges past its noise, or changed nothing):
+    the previous model is kept, with its residual, which was never overwritten, and the
+    channel's remaining cycles of the phase are skipped (its ``cycle`` markers and
+    ``rcycle`` jump to the phase's last cycle: ``major_cycles`` for the RIM,
+    ``total_cycles`` for the polish). A channel whose kept residual already looks like
+    noise, its RMS at most ``DeconvConfig.converged_ratio`` times its robust noise, has
     converged: its remaining cycles of the phase are skipped as after a refusal, but with
-    the new model. Everything is computed from ``model_next``
-    (the refused channel's previous model is copied back there first) and ``residual_next``,
-    so a rerun after a kill anywhere in this function gives the same result.
+    the new model. A channel whose RIM phase ends (cycle ``major_cycles``, refused or
+    converged) has its model pruned where the restored image (model smoothed to the beam
+    plus residual) is below ``DeconvConfig.prune_sigma`` times the noise, and its exact
+    residual recomputed. Everything is computed from ``model_next`` (the refused channel's
+    previous model is copied back there first) and ``residual_next``, so a rerun after a
+    kill anywhere in this function gives the same result.
 
     Returns
     -------
@@ -378,8 +378,8 @@ def finish_cycle(
         ``flux`` of the kept model (Jy), ``noise_ratio`` (the kept residual's RMS over its
         robust noise, before any pruning), ``stopped`` (True when the cycle was refused) and
         ``converged`` (True when the phase ended on a noise-like residual); a refused cycle
-        adds ``refused_rms`` (its residual's) and ``previous_rms`` (that of
-        the residual it started from, which it would have raised).
+        adds ``refused_rms`` (its residual's) and ``previous_rms`` (that of the residual it
+        started from, which it did not lower).
     """
     t = cfg.grid.tile
     rim_phase = cycle <= cfg.deconv.major_cycles
