@@ -378,8 +378,9 @@ def finish_cycle(
         ``flux`` of the kept model (Jy), ``noise_ratio`` (the kept residual's RMS over its
         robust noise, before any pruning), ``stopped`` (True when the cycle was refused) and
         ``converged`` (True when the phase ended on a noise-like residual); a refused cycle
-        adds ``refused_rms`` (its residual's) and ``previous_rms`` (that of the residual it
-        started from, which it did not lower).
+        adds ``refused_rms`` (its residual's), ``previous_rms`` (that of the residual it
+        started from, which it did not lower) and ``unchanged`` (True when the two agree to
+        :data:`REFUSE_RTOL`: the cycle changed nothing).
     """
     t = cfg.grid.tile
     rim_phase = cycle <= cfg.deconv.major_cycles
@@ -437,6 +438,7 @@ def finish_cycle(
         }
         if group in refused:
             entry["refused_rms"], entry["previous_rms"] = refused_rms[c], previous[c]
+            entry["unchanged"] = abs(refused_rms[c] - previous[c]) <= REFUSE_RTOL * previous[c]
         out.append(entry)
     return out
 

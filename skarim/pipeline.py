@@ -362,11 +362,18 @@ class _Schedule:
         entry = {"cycle": cycle, "sigma": self.sigma[chan], **stats}
         self.result.cycles.append(entry)
         phase = "RIM" if cycle <= self.rim_cycles else "polish"
-        if stats["stopped"]:
+        if stats["stopped"] and not stats["unchanged"]:
             log.warning(
                 "cycle %d channel %d: the residual rms would not fall (%.3g -> %.3g Jy/beam): "
                 "the model of cycle %d is kept and the channel's %s cycles stop",
                 cycle, chan, stats["previous_rms"], stats["refused_rms"], cycle - 1, phase,
+            )  # fmt: skip
+            return
+        if stats["stopped"]:  # the cycle changed nothing: no tile held anything to do
+            log.info(
+                "cycle %d (%s) channel %d: nothing above the thresholds, the residual rms stays "
+                "%.3g Jy/beam: the channel's %s cycles end",
+                cycle, phase, chan, stats["previous_rms"], phase,
             )  # fmt: skip
             return
         end = f"; converged: the channel's {phase} cycles end" if stats["converged"] else ""

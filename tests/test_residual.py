@@ -150,6 +150,7 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     assert (store.array("cycle")[[0, 2]] == 3).all()
     assert stats[0]["refused_rms"] > stats[0]["rms"] == pytest.approx(store.array("rms")[0])
     assert stats[0]["refused_rms"] > stats[0]["previous_rms"] == rms_1[0]  # the warning's pair
+    assert not stats[0]["unchanged"]
     # cycle 4 is the first of 2 polish cycles: a refusal there ends the channel at cycle 5
     assert cfg.deconv.polish_cycles == 2
     store.array("model_next")[...] = np.stack([truth[0], 3 * truth[1], truth[2]])
@@ -160,7 +161,8 @@ def test_a_cycle_that_makes_the_residual_worse_is_refused_and_stops_the_channel(
     assert np.array_equal(store.array("model")[1], truth[1])
     # a cycle that changes nothing is refused too (as is a rerun after the copy-back)
     store.array("model_next")[0] = store.array("model")[0]
-    assert finish_cycle(store, cfg, groups[:1], 5)[0]["stopped"]
+    unchanged = finish_cycle(store, cfg, groups[:1], 5)[0]
+    assert unchanged["stopped"] and unchanged["unchanged"]  # logged as such, not as a rise
 
 
 def test_a_channel_whose_residual_is_noise_like_ends_its_phase_with_the_new_model(tmp_path):
