@@ -415,7 +415,7 @@ def finish_cycle(
     pruned = [g for g in groups if prune and (g in ended or cycle == last)]
     for g in groups:
         if g in pruned:
-            _prune(store, g.index, cfg)
+            _prune(store, g.index, cfg, noise[g.index])
         else:
             _copy_rows(store, "model_next", "model", g.index, cfg)
     if pruned:
@@ -464,21 +464,21 @@ def _gaussian_smooth(image: np.ndarray, width: float, radius: int) -> np.ndarray
     return out
 
 
-def _prune(store: RunStore, chan: int, cfg: RunConfig) -> None:
+def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
     """``model = model_next`` where the restored image reaches ``prune_sigma`` noise.
 
     The restored image is ``model_next`` smoothed to the beam (a circular Gaussian of the PSF
     main lobe's FWHM, Jy/beam) plus ``residual`` (the exact residual of ``model_next``): flux
     the RIM put where the data hold none is cancelled by the residual's negative there, so it
-    goes, while a source the data hold stays. The noise is the residual's robust noise. Works
-    a tile row at a time with a halo of four smoothing widths, so memory follows the tile
-    size.
+    goes, while a source the data hold stays. ``noise`` is the residual's robust noise
+    (:func:`channel_sigma`), Jy/beam. Works a tile row at a time with a halo of four
+    smoothing widths, so memory follows the tile size.
     """
     t = cfg.grid.tile
     fwhm = psf_fwhm_pix(store.array("psf")[chan])
     width = fwhm / (2 * np.sqrt(2 * np.log(2)))
     halo = int(np.ceil(4 * width))
-    level = cfg.deconv.prune_sigma * channel_sigma(store, chan, "residual", tile_windows(cfg))
+    level = cfg.deconv.prune_sigma * noise
     source = store.array("model_next")
     ny = source.shape[1]
     for ty in range(cfg.grid.ntile_y):

@@ -207,7 +207,7 @@ def test_a_polish_pass_cleans_what_the_model_missed_or_overshot():
 
 
 def test_pruning_drops_model_flux_the_data_lack_and_keeps_the_sources(tmp_path):
-    from skarim.cycles import _gaussian_smooth, _prune
+    from skarim.cycles import _gaussian_smooth, _prune, channel_sigma, tile_windows
     from skarim.metrics import psf_fwhm_pix
 
     cfg, store, groups = _gridded_store(tmp_path, _point_sources_ms(tmp_path), "prune")
@@ -224,7 +224,7 @@ def test_pruning_drops_model_flux_the_data_lack_and_keeps_the_sources(tmp_path):
     noise = np.random.default_rng(0).normal(0, sigma, (NPIX, NPIX))
     store.array("residual")[...] = np.broadcast_to(noise - lacking, (3, NPIX, NPIX))
     store.array("model_next")[...] = np.broadcast_to(model, (3, NPIX, NPIX))
-    _prune(store, 0, cfg)
+    _prune(store, 0, cfg, channel_sigma(store, 0, "residual", tile_windows(cfg)))
     pruned = store.array("model")[0]
     for y, x, _ in SOURCES:  # the sources stay, and the floor within a beam of them
         assert pruned[y, x] == pytest.approx(model[y, x])
