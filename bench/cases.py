@@ -1,6 +1,6 @@
 """The benchmark's simulated observations: a registry of cases and their simulation.
 
-Every case is simulated with :func:`skarim.simulate.simulate`, which writes the Measurement
+Every case is simulated with :func:`skarim.sim.simulate.simulate`, which writes the Measurement
 Set and the truth cube (Jy/pixel) on the grid the case is imaged on, so a model image and
 the truth compare pixel by pixel.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from skarim.layouts import load_layout
-from skarim.simulate import SimulateConfig, SimulationResult, simulate
-from skarim.uvcoverage import baseline_pairs, hour_angles_rad, uvw_tracks_m
+from skarim.sim.layouts import load_layout
+from skarim.sim.simulate import SimulateConfig, SimulationResult, simulate
+from skarim.sim.uvcoverage import baseline_pairs, hour_angles_rad, uvw_tracks_m
 
 __all__ = ["Case", "FULL_CASES", "QUICK_CASES", "select_cases", "simulate_case"]
 
@@ -122,7 +122,7 @@ class Case:
         return self.noise_image_jy * math.sqrt(2.0 * nvis_per_output)
 
     def simulate_config(self) -> SimulateConfig:
-        """The :class:`~skarim.simulate.SimulateConfig` of this case."""
+        """The :class:`~skarim.sim.simulate.SimulateConfig` of this case."""
         return SimulateConfig(
             layout=self.layout,
             dec_deg=self.dec_deg,

@@ -2,15 +2,15 @@
 
 Simulates MeerKAT-like Measurement Sets of the same array, sky and channels for each
 ``--durations-h`` (skipped when one exists, unless ``--resimulate``), then grids each one,
-for each ``--chunk-mb``, in a fresh Python process: :func:`skarim.grid.grid_channels` over
+for each ``--chunk-mb``, in a fresh Python process: :func:`skarim.imaging.grid.grid_channels` over
 all output channels into a new store (Briggs 0, 1024^2 pixels by default). Each process
 reports the peak resident set size of its own address space (``VmHWM``; ``ru_maxrss`` would
 carry the parent's from before ``exec``) before the grid stage (imports, the Measurement Set
 opened, the store created) and after it, and the wall time of the stage.
 
 The memory the grid stage adds is bounded by the read chunk (``ReadConfig.chunk_mb``) plus
-the accumulators of one batch of output channels (:func:`skarim.grid.accumulator_bytes`
-times :func:`skarim.grid.groups_per_batch`) plus ducc0's working memory. A Measurement Set
+the accumulators of one batch of output channels (:func:`skarim.imaging.grid.accumulator_bytes`
+times :func:`skarim.imaging.grid.groups_per_batch`) plus ducc0's working memory. A Measurement Set
 smaller than a chunk stays below that bound; one of two or more full chunks reaches it (the
 Stokes I arrays of one chunk are still held while the next is read), and longer ones do not
 go past it. Prints a table and, per chunk size, each observation's rows and peak RSS relative
@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.grid import accumulator_bytes, channel_groups, grid_channels, groups_per_batch
-from skarim.pipeline import open_run_store
-from skarim.read import open_ms
-from skarim.simulate import SimulateConfig, simulate
+from skarim.imaging.grid import accumulator_bytes, channel_groups, grid_channels, groups_per_batch
+from skarim.io.ms_read import open_ms
+from skarim.run.pipeline import open_run_store
+from skarim.sim.simulate import SimulateConfig, simulate
 
 ARCSEC_RAD = math.pi / 180 / 3600
 MB = 2**20

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from skarim.deconvolve import deconvolve_tiles, load_rim, resolve_precision
-from skarim.problems import ProblemConfig, make_batch
+from skarim.deconv.rim_tiles import deconvolve_tiles, load_rim, resolve_precision
+from skarim.train.problems import ProblemConfig, make_batch
 
 
 def measure(

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from skarim.grid import channel_groups
+from skarim.imaging.grid import channel_groups
+from skarim.io.fits import Beam
 from skarim.metrics import smoothed_snr_db, snr_db
-from skarim.write import Beam
 
 __all__ = [
     "ModelScore",
@@ -117,7 +117,8 @@ def truth_per_output_channel(truth: np.ndarray, channels_out: int) -> np.ndarray
     truth : numpy.ndarray
         ``(nchan, ny, nx)`` truth per input channel.
     channels_out : int
-        Output channels, split as :func:`skarim.grid.channel_groups` (and WSClean) split them.
+        Output channels, split as :func:`skarim.imaging.grid.channel_groups` (and WSClean)
+        split them.
     """
     groups = channel_groups(truth.shape[0], channels_out)
     return np.stack([truth[g.start : g.stop].mean(axis=0) for g in groups])

@@ -6,11 +6,11 @@ The "done when" of the dirty-imaging issue: on a simulated MeerKAT-like Measurem
 
 Steps, all in ``--out``:
 
-1. simulate ``sim.ms`` with :func:`skarim.simulate.simulate` (skipped when it exists, unless
+1. simulate ``sim.ms`` with :func:`skarim.sim.simulate.simulate` (skipped when it exists, unless
    ``--resimulate``);
-2. image it with skarim: the grid stage (:func:`skarim.grid.grid_channels` over all output
+2. image it with skarim: the grid stage (:func:`skarim.imaging.grid.grid_channels` over all output
    channels, into a fresh store) timed with the ducc0 calls inside it, then
-   :func:`skarim.pipeline.run_imaging` (``dirty_only``), which resumes from that store and
+   :func:`skarim.run.pipeline.run_imaging` (``dirty_only``), which resumes from that store and
    writes the FITS cubes; the process's peak RSS is taken after this step (a simulation
    in the same process, step 1, comes before it: reuse the MS to measure skarim alone);
 3. image it with ``wsclean`` (one dirty image and PSF per channel), timing the wall clock;
@@ -43,15 +43,15 @@ import numpy as np
 from astropy.io import fits
 from casacore import tables
 
-import skarim.grid
+import skarim.imaging.grid
 from skarim import __version__
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.grid import channel_groups, grid_channels
-from skarim.pipeline import open_run_store, run_imaging
-from skarim.read import iter_chunks, open_ms
-from skarim.simulate import SimulateConfig, simulate
-from skarim.weighting import WeightGrid
-from skarim.wgridder import Block, block_centre_rad
+from skarim.imaging.grid import channel_groups, grid_channels
+from skarim.imaging.weighting import WeightGrid
+from skarim.imaging.wgridder import Block, block_centre_rad
+from skarim.io.ms_read import iter_chunks, open_ms
+from skarim.run.pipeline import open_run_store, run_imaging
+from skarim.sim.simulate import SimulateConfig, simulate
 
 ARCSEC_RAD = math.pi / 180 / 3600
 
@@ -158,7 +158,7 @@ def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
     )
     shutil.rmtree(cfg.output.store_path, ignore_errors=True)  # no resume: time a full run
     timers = {"ducc0_in_grid_s": 0.0}
-    vis_to_image = skarim.grid.vis_to_image
+    vis_to_image = skarim.imaging.grid.vis_to_image
 
     def timed_vis_to_image(*a, **k):
         t0 = time.perf_counter()
@@ -171,13 +171,13 @@ def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
     meta = open_ms(cfg.read)
     store = open_run_store(cfg, meta, overwrite=True)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
-    skarim.grid.vis_to_image = timed_vis_to_image
+    skarim.imaging.grid.vis_to_image = timed_vis_to_image
     try:
         t1 = time.perf_counter()
         grid_channels(store, cfg.read, cfg.grid, groups)
         timers["grid_stage_s"] = time.perf_counter() - t1
     finally:
-        skarim.grid.vis_to_image = vis_to_image
+        skarim.imaging.grid.vis_to_image = vis_to_image
     run_imaging(cfg)  # resumes: every tile is gridded; writes the FITS cubes
     timers["run_imaging_s"] = time.perf_counter() - t0
     timers["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

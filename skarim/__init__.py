@@ -2,11 +2,11 @@
 
 The data flow, one module per stage:
 
-1. :mod:`skarim.read`     -- Measurement Set -> Stokes I visibilities in bounded row chunks
-2. :mod:`skarim.grid`     -- ducc0 w-gridding per (channel, tile) into the Zarr store
-3. :mod:`skarim.operator` -- the differentiable per-tile measurement operator (PyTorch)
-4. :mod:`skarim.deconvolve` -- the Recurrent Inference Machine (:mod:`skarim.rim`) per tile
-5. :mod:`skarim.write`    -- FITS cubes with Astropy
+1. :mod:`skarim.io.ms_read`     -- Measurement Set -> Stokes I visibilities in bounded row chunks
+2. :mod:`skarim.imaging.grid`     -- ducc0 w-gridding per (channel, tile) into the Zarr store
+3. :mod:`skarim.deconv.operator` -- the differentiable per-tile measurement operator (PyTorch)
+4. :mod:`skarim.deconv.rim_tiles` -- the Recurrent Inference Machine (:mod:`skarim.deconv.rim`) per tile
+5. :mod:`skarim.io.fits`    -- FITS cubes with Astropy
 """
 
 from importlib.metadata import PackageNotFoundError, version

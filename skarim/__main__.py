@@ -1,5 +1,5 @@
 """``python -m skarim``: the same as the ``skarim`` console script."""
 
-from skarim.cli import main
+from skarim.cli.app import main
 
 main()

@@ -118,7 +118,7 @@ class ReadConfig(_Frozen):
     chunk_mb : int
         Size of a row chunk, MiB: the bytes of whole data, FLAG and weight cells (all
         channels and correlations of the spectral window) plus UVW and FLAG_ROW that one
-        chunk reads; the rows per chunk follow from it (:func:`skarim.read.rows_per_chunk`).
+        chunk reads; the rows per chunk follow from it (:func:`skarim.io.ms_read.rows_per_chunk`).
         It bounds the memory of the read stage: at its peak, while a chunk is read, the
         Stokes I arrays of the previous one (about 0.4 of its size with 4 correlations) are
         still held.
@@ -175,7 +175,7 @@ class GridConfig(_Frozen):
     memory_budget_mb : int
         MiB allowed for the float64 accumulators of the output channels gridded together
         in one read of the Measurement Set (per channel: a facet image, the PSF and the
-        weight grid); :func:`skarim.grid.groups_per_batch` turns it into a channel count.
+        weight grid); :func:`skarim.imaging.grid.groups_per_batch` turns it into a channel count.
         The read chunk (``ReadConfig.chunk_mb``) and ducc0's working memory come on top.
     """
 

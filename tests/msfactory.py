@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from skarim.config import RunConfig
-from skarim.grid import ChannelGroup, channel_groups
-from skarim.measurement_set import SpectralWindow, write_ms
-from skarim.pipeline import open_run_store
-from skarim.read import open_ms
-from skarim.store import RunStore
+from skarim.imaging.grid import ChannelGroup, channel_groups
+from skarim.io.ms_read import open_ms
+from skarim.io.ms_write import SpectralWindow, write_ms
+from skarim.run.pipeline import open_run_store
+from skarim.run.store import RunStore
 
 C_M_S = 299792458.0
 
@@ -96,7 +96,7 @@ def write_stokes_i_ms(
 
 
 def new_run_store(cfg: RunConfig) -> tuple[RunStore, list[ChannelGroup]]:
-    """A fresh store for ``cfg`` (as :func:`skarim.pipeline.run_imaging` makes it) and the
+    """A fresh store for ``cfg`` (as :func:`skarim.run.pipeline.run_imaging` makes it) and the
     run's output channels, for tests that call the grid and residual stages directly."""
     meta = open_ms(cfg.read)
     store = open_run_store(cfg, meta, overwrite=False)

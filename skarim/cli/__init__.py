@@ -1,0 +1,1 @@
+"""The ``skarim`` command line."""

@@ -1,0 +1,2 @@
+"""Deconvolution of (channel, tile) windows: the measurement operator, the RIM, CLEAN and
+major cycles."""

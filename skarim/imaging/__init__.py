@@ -1,0 +1,1 @@
+"""Imaging: visibility weighting, gridding with ducc0, prediction and exact residuals."""

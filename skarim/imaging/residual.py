@@ -1,0 +1,158 @@
+"""Exact residuals for major cycles: model -> visibilities with ducc0 -> residual image.
+
+For a batch of output channels read together (:func:`skarim.imaging.grid.weighting_pass`, at
+most :func:`skarim.imaging.grid.groups_per_batch` of them; a batch this process read whole
+before is taken from memory, :func:`skarim.imaging.grid.held_batch`), every row chunk of the
+Measurement Set is predicted from each channel's model (``ducc0`` ``dirty2vis`` facet by
+facet, with the same w-gridding and offsets as imaging), subtracted from the data, and imaged
+onto each facet with the run's imaging weights: one weighting pass and one pass per facet over
+the Measurement Set for the whole batch. This is what repairs the approximations of the tile
+operator (w-terms, sidelobes reaching across tiles, tile edges): DESIGN.md section 7.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skarim.config import GridConfig, ReadConfig
+from skarim.imaging.grid import (
+    ChannelBatch,
+    ChannelGroup,
+    groups_per_batch,
+    held_batch,
+    hold_batch,
+    plan_facets,
+)
+from skarim.imaging.wgridder import Block, image_to_vis, vis_to_image
+from skarim.io.ms_read import VisChunk, open_ms
+from skarim.run.store import RunStore
+
+__all__ = ["residual_channel", "residual_channels"]
+
+
+def residual_channels(
+    store: RunStore,
+    read: ReadConfig,
+    cfg: GridConfig,
+    groups: list[ChannelGroup],
+    model: str = "model",
+    out: str = "residual",
+) -> list[dict[str, float]]:
+    """Write the exact residuals of the store's current models for several output channels.
+
+    Parameters
+    ----------
+    store : RunStore
+        The run's store, holding ``model`` and ``sumwt`` of the channels.
+    read : ReadConfig
+        Read selection of the whole run (the groups' channels are taken from it).
+    cfg : GridConfig
+        Geometry, weighting, accuracy and memory budget.
+    groups : list of ChannelGroup
+        The output channels (consecutive ones share reads best).
+    model : str
+        The store's array holding the models: ``model``, or ``model_next`` for a major
+        cycle's candidate (:func:`skarim.deconv.cycles.finish_cycle`).
+    out : str
+        The store's array the residuals go to: ``residual``, or ``residual_next`` for the
+        candidate's.
+
+    Returns
+    -------
+    list of dict
+        Per group, in order: ``rms`` of the residual (Jy/beam) and ``flux`` of the model (Jy).
+    """
+    meta = open_ms(read)
+    per = groups_per_batch(cfg)
+    stats: list[dict[str, float]] = []
+    for i in range(0, len(groups), per):
+        batch = held_batch(meta, read, cfg, groups[i : i + per])
+        stats += _residual_batch(store, cfg, batch, model, out)
+        hold_batch(meta, read, cfg, batch)
+    return stats
+
+
+def residual_channel(
+    store: RunStore, read: ReadConfig, cfg: GridConfig, group: ChannelGroup
+) -> dict[str, float]:
+    """Write the exact residual of the store's current model for one output channel.
+
+    :func:`residual_channels` with one channel; see it for the parameters.
+
+    Returns
+    -------
+    dict
+        ``rms`` of the residual (Jy/beam) and ``flux`` of the model (Jy).
+    """
+    return residual_channels(store, read, cfg, [group])[0]
+
+
+def _residual_batch(
+    store: RunStore, cfg: GridConfig, batch: ChannelBatch, model_name: str, out: str
+) -> list[dict[str, float]]:
+    """One imaging pass per facet, every channel of the batch from the same chunks."""
+    blocks = [f.block(cfg) for f in plan_facets(cfg)]
+    groups = batch.groups
+    sumwt = [float(store.array("sumwt")[g.index]) for g in groups]
+    sq = [0.0] * len(groups)
+    npix = 0
+    for block in blocks:
+        images = [np.zeros((block.ny, block.nx)) for _ in groups]  # (ny, nx) float64 each
+        for chunk in batch.chunks():
+            for k, group in enumerate(groups):
+                freq_hz, vis, w = batch.group_data(chunk, k)  # vis may be the chunk's own
+                predicted = _predict(store, cfg, model_name, group.index, chunk, freq_hz, blocks)
+                images[k] += vis_to_image(
+                    uvw_m=chunk.uvw_m,
+                    freq_hz=freq_hz,
+                    vis=vis - predicted,
+                    weight=w,
+                    block=block,
+                    epsilon=cfg.epsilon,
+                    nthreads=cfg.nthreads,
+                )
+        for k, group in enumerate(groups):
+            image = images[k]
+            if sumwt[k] > 0:
+                image /= sumwt[k]
+            store.array(out)[
+                group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
+            ] = image.astype(np.float32)
+            sq[k] += float((image**2).sum())
+        npix += block.ny * block.nx
+    model = store.array(model_name)
+    return [
+        {
+            "rms": float(np.sqrt(sq[k] / max(npix, 1))),
+            "flux": float(np.sum(model[g.index], dtype=np.float64)),
+        }
+        for k, g in enumerate(groups)
+    ]
+
+
+def _predict(
+    store: RunStore,
+    cfg: GridConfig,
+    model_name: str,
+    chan: int,
+    chunk: VisChunk,
+    freq_hz: np.ndarray,
+    blocks: list[Block],
+) -> np.ndarray:
+    """``(n, nchan)`` visibilities of one output channel's model, summed over its facets."""
+    real = np.float64 if cfg.double_precision else np.float32
+    complex_ = np.complex128 if cfg.double_precision else np.complex64
+    predicted = np.zeros((len(chunk.uvw_m), len(freq_hz)), dtype=complex_)
+    model = store.array(model_name)
+    for src in blocks:
+        m = model[chan, src.y0 : src.y0 + src.ny, src.x0 : src.x0 + src.nx]  # (ny, nx)
+        if np.any(m):
+            predicted += image_to_vis(
+                uvw_m=chunk.uvw_m,
+                freq_hz=freq_hz,
+                image=m.astype(real),
+                block=src,
+                epsilon=cfg.epsilon,
+                nthreads=cfg.nthreads,
+            )
+    return predicted

@@ -1,0 +1,1 @@
+"""Reading and writing files: Measurement Sets (python-casacore) and FITS cubes (Astropy)."""

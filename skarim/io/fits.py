@@ -1,0 +1,252 @@
+"""FITS cubes with Astropy: one file per product, written atomically.
+
+A cube is written with FITS axes ``RA---SIN, DEC--SIN, FREQ, STOKES`` (numpy order
+``[stokes, freq, y, x]``, see :mod:`skarim.io.wcs`), as float32. A restoring beam goes into
+``BMAJ/BMIN/BPA`` (degrees); per-channel beams go into a CASA-style ``BEAMS`` binary table
+extension, as CASA's ``exportfits`` writes it (casacore's ``ImageFITSConverter``):
+
+- columns ``BMAJ``, ``BMIN`` (float32, arcsec), ``BPA`` (float32, deg), ``CHAN``, ``POL``
+  (int32, 0-based), one row per (channel, polarisation), channel fastest;
+- table keywords ``EXTNAME = 'BEAMS'``, ``EXTVER = 1``, ``NCHAN``, ``NPOL``;
+- ``CASAMBM = T`` in the primary header.
+
+casacore (``casacore.images.image``) reads that table into the image's per-plane beams,
+which take precedence over ``BMAJ/BMIN/BPA``; CARTA reads it too; DS9 reads only the
+primary-header beam, so writing both is allowed.
+
+Every file is written to a temporary name beside its destination, flushed to disk and renamed
+into place, so a reader never sees a half-written file and a failed write leaves the previous
+file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from skarim import __version__
+from skarim.errors import InputError
+from skarim.io.wcs import ImageWCS
+
+__all__ = ["BUNITS", "Beam", "write_cube", "read_cube"]
+
+BUNITS = ("JY/BEAM", "JY/PIXEL")
+"""Brightness units of skarim's products: dirty, residual, restored, PSF; model."""
+
+_ARCSEC_PER_DEG = 3600.0
+
+
+@dataclass(frozen=True)
+class Beam:
+    """An elliptical Gaussian beam.
+
+    Attributes
+    ----------
+    major_deg, minor_deg : float
+        Full widths at half maximum of the major and minor axes, degrees
+        (``0 < minor_deg <= major_deg``).
+    pa_deg : float
+        Position angle of the major axis, degrees east of north.
+    """
+
+    major_deg: float
+    minor_deg: float
+    pa_deg: float
+
+    def __post_init__(self) -> None:
+        values = (self.major_deg, self.minor_deg, self.pa_deg)
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(f"beam values must be finite, got {values}")
+        if not 0 < self.minor_deg <= self.major_deg:
+            raise InputError(
+                f"beam needs 0 < minor <= major, got major {self.major_deg} deg, "
+                f"minor {self.minor_deg} deg"
+            )
+
+
+def write_cube(
+    path: Path,
+    data: np.ndarray,
+    wcs: ImageWCS,
+    *,
+    bunit: str,
+    beam: Beam | None = None,
+    channel_beams: Sequence[Beam] | None = None,
+    btype: str = "Intensity",
+    history: Sequence[str] = (),
+) -> Path:
+    """Write an image cube to a FITS file, atomically.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Destination; an existing file there is replaced (renamed over, never truncated).
+    data : numpy.ndarray
+        ``(nchan, ny, nx)`` image in FITS pixel order, ``ny = wcs.npix_y``,
+        ``nx = wcs.npix_x``; written as float32 with shape ``(1, nchan, ny, nx)``.
+    wcs : ImageWCS
+        Coordinates of the cube.
+    bunit : str
+        Brightness unit, one of :data:`BUNITS`.
+    beam : Beam, optional
+        Restoring beam, written as ``BMAJ/BMIN/BPA`` in degrees.
+    channel_beams : sequence of Beam, optional
+        One beam per channel, written as a CASA ``BEAMS`` table with ``CASAMBM = T``.
+    btype : str
+        ``BTYPE`` card, e.g. ``"Intensity"``.
+    history : sequence of str
+        ``HISTORY`` lines (printable ASCII; long lines are continued on further cards).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    InputError
+        If the data, unit, beams or history do not fit the cube, or the file cannot be
+        written (the previous file, if any, is then left as it was).
+    """
+    path = Path(path)
+    hdul = _cube_hdulist(
+        data, wcs, bunit=bunit, beam=beam, channel_beams=channel_beams, btype=btype, history=history
+    )
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            hdul.writeto(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write FITS file {path}: {exc}") from exc
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def read_cube(path: Path) -> tuple[np.ndarray, fits.Header]:
+    """Read a cube written by :func:`write_cube`.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        FITS file with a 4-D primary array of one Stokes plane.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(nchan, ny, nx)`` float32 in native byte order.
+    header : astropy.io.fits.Header
+        The primary header.
+
+    Raises
+    ------
+    InputError
+        If the primary array is not ``(1, nchan, ny, nx)``.
+    """
+    with fits.open(path, memmap=False) as hdul:
+        header = hdul[0].header.copy()
+        raw = hdul[0].data
+        if raw is None or raw.ndim != 4 or raw.shape[0] != 1:
+            shape = None if raw is None else raw.shape
+            raise InputError(f"{path}: expected a (1, nchan, ny, nx) cube, found {shape}")
+        data = np.asarray(raw[0], dtype=np.float32)  # (nchan, ny, nx)
+    return data, header
+
+
+def _cube_hdulist(
+    data: np.ndarray,
+    wcs: ImageWCS,
+    *,
+    bunit: str,
+    beam: Beam | None,
+    channel_beams: Sequence[Beam] | None,
+    btype: str,
+    history: Sequence[str],
+) -> fits.HDUList:
+    """Check the inputs and build the HDUs in memory, before any file is touched."""
+    if bunit not in BUNITS:
+        raise InputError(f"bunit {bunit!r} is not one of {', '.join(BUNITS)}")
+    try:
+        cube = np.asarray(data, dtype=np.float32)  # (nchan, ny, nx)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"image data cannot be converted to float32: {exc}") from exc
+    expected = (wcs.nchan, wcs.npix_y, wcs.npix_x)
+    if cube.shape != expected:
+        raise InputError(f"image data has shape {cube.shape}, the WCS needs {expected}")
+    if channel_beams is not None and len(channel_beams) != wcs.nchan:
+        raise InputError(f"{len(channel_beams)} channel beams for {wcs.nchan} channels")
+
+    header = wcs.header()
+    header["BUNIT"] = (bunit, "brightness unit")
+    header["BTYPE"] = btype
+    if beam is not None:
+        header["BMAJ"] = (beam.major_deg, "restoring beam major axis FWHM (deg)")
+        header["BMIN"] = (beam.minor_deg, "restoring beam minor axis FWHM (deg)")
+        header["BPA"] = (beam.pa_deg, "beam position angle, east of north (deg)")
+    if channel_beams is not None:
+        header["CASAMBM"] = (True, "CASA multiple BEAMS table present")
+    header["ORIGIN"] = f"skarim {__version__}"
+    header["DATE"] = (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file written (UTC)")
+    try:
+        for line in history:
+            header.add_history(line)
+    except ValueError as exc:
+        raise InputError(f"history line cannot go into a FITS header: {exc}") from exc
+
+    primary = fits.PrimaryHDU(cube[np.newaxis], header=header)  # (1, nchan, ny, nx)
+    hdus: list[fits.PrimaryHDU | fits.BinTableHDU] = [primary]
+    if channel_beams is not None:
+        hdus.append(_beams_table(channel_beams))
+    return fits.HDUList(hdus)
+
+
+def _beams_table(channel_beams: Sequence[Beam]) -> fits.BinTableHDU:
+    """CASA's per-plane beam table for one polarisation: arcsec, deg, 0-based indices."""
+    nchan = len(channel_beams)
+    columns = [
+        fits.Column(
+            name="BMAJ",
+            format="1E",
+            unit="arcsec",
+            array=np.array([b.major_deg for b in channel_beams]) * _ARCSEC_PER_DEG,
+        ),
+        fits.Column(
+            name="BMIN",
+            format="1E",
+            unit="arcsec",
+            array=np.array([b.minor_deg for b in channel_beams]) * _ARCSEC_PER_DEG,
+        ),
+        fits.Column(
+            name="BPA", format="1E", unit="deg", array=np.array([b.pa_deg for b in channel_beams])
+        ),
+        fits.Column(name="CHAN", format="1J", array=np.arange(nchan, dtype=np.int32)),
+        fits.Column(name="POL", format="1J", array=np.zeros(nchan, dtype=np.int32)),
+    ]
+    table = fits.BinTableHDU.from_columns(columns, name="BEAMS")
+    table.header["EXTVER"] = 1
+    table.header["NCHAN"] = (nchan, "number of channels")
+    table.header["NPOL"] = (1, "number of polarisations")
+    return table
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable, where the file system allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,1 @@
+"""Restoration: clean beams, restored images and the FITS products of a run."""

@@ -1,0 +1,224 @@
+"""The run's FITS products, from its Zarr store: per-channel cubes and their MFS planes.
+
+Per-channel cubes, one file each (``<name>-dirty.fits``, ``-psf``, ``-model``, ``-residual``,
+``-image``): the store's arrays, or for ``image`` the restored cube, channel ``c`` being
+``model_c (*) beam_c + residual_c`` in Jy/beam with the beam fitted to that channel's PSF.
+Every cube carries the common beam (the channel beam of largest area) in ``BMAJ/BMIN/BPA``
+and every channel's beam in a CASA ``BEAMS`` table (:mod:`skarim.io.fits`).
+
+MFS ("multi-frequency synthesis") planes, as WSClean writes them with ``-channels-out``
+(``<name>-MFS-dirty.fits``, ``-MFS-psf``, ``-MFS-model``, ``-MFS-residual``, ``-MFS-image``),
+written beside the cubes when the run has more than one output channel:
+
+- ``MFS-dirty``, ``MFS-psf``, ``MFS-model``, ``MFS-residual``: the average over output
+  channels weighted by each channel's sum of imaging weights (``sumwt`` in the store, what
+  WSClean calls the image weight, ``WSCIMGWG``); a channel without data has weight 0. The
+  MFS dirty image is then exactly the dirty image of all channels imaged together with the
+  channels' imaging weights (uniform and Briggs weights stay those computed per channel);
+- ``MFS-image``: ``MFS-model (*) beam + MFS-residual`` with the beam fitted to the MFS PSF
+  (WSClean's choice), Jy/beam;
+- one plane at the centre of the band the channels span, ``CDELT3`` the span; its beam (the
+  MFS PSF's) in ``BMAJ/BMIN/BPA`` only, without a ``BEAMS`` table.
+
+Every file carries the standard keywords: ``ORIGIN``, ``DATE-OBS``, ``EQUINOX``, ``RADESYS``,
+``SPECSYS``, ``BTYPE``, ``BUNIT`` (``JY/PIXEL`` for models, ``JY/BEAM`` otherwise) and
+``HISTORY`` lines holding skarim's version, the command line and the run configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from skarim import __version__
+from skarim.config import RunConfig
+from skarim.errors import InputError
+from skarim.io.fits import Beam, write_cube
+from skarim.io.wcs import ImageWCS
+from skarim.restore.restore import common_beam, fit_beam, restore_channel
+from skarim.run.store import RunStore
+
+__all__ = [
+    "PRODUCTS",
+    "channel_beams",
+    "mfs_weights",
+    "mfs_wcs",
+    "history_lines",
+    "write_products",
+]
+
+log = logging.getLogger("skarim")
+
+PRODUCTS = {
+    "dirty": "JY/BEAM",
+    "psf": "JY/BEAM",
+    "model": "JY/PIXEL",
+    "residual": "JY/BEAM",
+    "image": "JY/BEAM",
+}
+"""Product name to brightness unit; ``image`` is restored, the others are store arrays."""
+
+
+def channel_beams(store: RunStore) -> list[Beam]:
+    """Clean beams fitted to each channel's PSF (:func:`skarim.restore.restore.fit_beam`).
+
+    A channel without data (zero sum of weights) takes the common beam of the others, so
+    that every plane of a cube has a beam.
+
+    Raises
+    ------
+    InputError
+        If no channel has data.
+    """
+    cell = store.wcs.cell_rad
+    sumwt = store.array("sumwt")[...]  # (nchan,)
+    fitted = {
+        c: fit_beam(store.array("psf")[c], cell) for c in range(store.wcs.nchan) if sumwt[c] > 0
+    }
+    if not fitted:
+        raise InputError("no output channel has data: there is no PSF to fit a beam to")
+    narrow = [c for c, beam in fitted.items() if beam.minor_deg < store.wcs.cell_deg]
+    if narrow:
+        log.warning(
+            "the clean beam of channel(s) %s is narrower than a pixel: the cell undersamples "
+            "the PSF, and the fitted beam is poorly defined; choose a smaller --scale",
+            ", ".join(map(str, narrow)),
+        )
+    common = common_beam(list(fitted.values()))
+    return [fitted.get(c, common) for c in range(store.wcs.nchan)]
+
+
+def mfs_weights(store: RunStore) -> np.ndarray:
+    """``(nchan,)`` weights of the MFS average: ``sumwt`` normalised to a sum of 1."""
+    sumwt = np.clip(store.array("sumwt")[...], 0.0, None)  # (nchan,)
+    return sumwt / sumwt.sum()
+
+
+def mfs_wcs(wcs: ImageWCS) -> ImageWCS:
+    """One-plane geometry at the centre of the band, ``chan_width_hz`` the band's span."""
+    half = np.abs(wcs.chan_width_hz) / 2
+    low, high = float(np.min(wcs.freq_hz - half)), float(np.max(wcs.freq_hz + half))
+    return replace(wcs, freq_hz=[(low + high) / 2], chan_width_hz=[high - low])
+
+
+def history_lines(cfg: RunConfig) -> list[str]:
+    """``HISTORY`` lines: skarim's version and command line, then the run configuration."""
+    lines = [
+        f"skarim {__version__}: {shlex.join(sys.argv)}",
+        f"skarim config: {cfg.model_dump_json()}",
+    ]
+    return [line.encode("ascii", "backslashreplace").decode("ascii") for line in lines]
+
+
+def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Path]:
+    """Write the FITS products of a run (see the module docstring).
+
+    Parameters
+    ----------
+    store : RunStore
+        The run's store, holding the arrays the products need.
+    cfg : RunConfig
+        The run: product paths (``cfg.output``) and the ``HISTORY`` lines.
+    names : tuple of str
+        Products to write, keys of :data:`PRODUCTS`; with more than one output channel each
+        also gets its ``MFS-`` plane.
+
+    Returns
+    -------
+    dict
+        Product name (``dirty``, ..., ``MFS-dirty``, ...) to the path written.
+
+    Raises
+    ------
+    InputError
+        If a name is not a product, or a file cannot be written.
+    """
+    unknown = set(names) - PRODUCTS.keys()
+    if unknown:
+        raise InputError(f"unknown product(s) {sorted(unknown)}; choose from {list(PRODUCTS)}")
+    wcs = store.wcs
+    history = history_lines(cfg)
+    beams = channel_beams(store)
+    common = common_beam(beams)
+    out: dict[str, Path] = {}
+    for name in names:
+        out[name] = _write(
+            cfg.output.product_path(name),
+            _cube(store, name, beams),
+            _psf_wcs(wcs, store.tile) if name == "psf" else wcs,
+            unit=PRODUCTS[name],
+            beam=common,
+            beams=beams,
+            history=history,
+        )
+    if wcs.nchan > 1:
+        weights = mfs_weights(store)
+        mfs_psf = _weighted_plane(store, "psf", weights)
+        mfs_beam = fit_beam(mfs_psf, wcs.cell_rad)
+        plane_wcs = mfs_wcs(wcs)
+        for name in names:
+            if name == "psf":
+                plane = mfs_psf
+            elif name == "image":
+                model = _weighted_plane(store, "model", weights)
+                residual = _weighted_plane(store, "residual", weights)
+                plane = restore_channel(model, residual, mfs_beam, wcs.cell_rad)
+            else:
+                plane = _weighted_plane(store, name, weights)
+            out[f"MFS-{name}"] = _write(
+                cfg.output.product_path(f"MFS-{name}"),
+                plane[np.newaxis],
+                _psf_wcs(plane_wcs, store.tile) if name == "psf" else plane_wcs,
+                unit=PRODUCTS[name],
+                beam=mfs_beam,
+                beams=None,
+                history=history,
+            )
+    return out
+
+
+def _write(
+    path: Path,
+    data: np.ndarray,
+    wcs: ImageWCS,
+    *,
+    unit: str,
+    beam: Beam,
+    beams: list[Beam] | None,
+    history: list[str],
+) -> Path:
+    written = write_cube(
+        path, data, wcs, bunit=unit, beam=beam, channel_beams=beams, history=history
+    )
+    log.info("wrote %s", path)
+    return written
+
+
+def _cube(store: RunStore, name: str, beams: list[Beam]) -> np.ndarray:
+    """``(nchan, ny, nx)`` data of one product: a store array, or the restored image."""
+    if name != "image":
+        return store.array(name)[...]
+    model, residual = store.array("model"), store.array("residual")
+    cell = store.wcs.cell_rad
+    return np.stack(
+        [restore_channel(model[c], residual[c], beams[c], cell) for c in range(len(beams))]
+    )
+
+
+def _weighted_plane(store: RunStore, name: str, weights: np.ndarray) -> np.ndarray:
+    """``sum_c weights[c] * array[c]``, one channel in memory at a time, float32."""
+    arr = store.array(name)
+    plane = np.zeros(arr.shape[1:], dtype=np.float64)  # (ny, nx)
+    for c in np.flatnonzero(weights > 0):
+        plane += weights[c] * arr[c]
+    return plane.astype(np.float32)
+
+
+def _psf_wcs(wcs: ImageWCS, tile: int) -> ImageWCS:
+    """The geometry of the stored PSF: ``2 tile x 2 tile`` pixels about the phase centre."""
+    return replace(wcs, npix_x=2 * tile, npix_y=2 * tile)

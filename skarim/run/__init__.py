@@ -1,0 +1,1 @@
+"""Running an imaging job: the Zarr store, worker tasks, scheduling and Dask clusters."""

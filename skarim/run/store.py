@@ -1,0 +1,206 @@
+"""The run's Zarr v3 store, laid out by (channel, tile) (DESIGN.md section 8).
+
+Schema (``c`` output channels, ``t`` tile side, ``ny x nx`` image):
+
+=================  ==========================  ================  ==============================
+array              shape                       chunks            meaning
+=================  ==========================  ================  ==============================
+``dirty``          ``(c, ny, nx)`` float32     ``(1, t, t)``     dirty image, Jy/beam
+``psf``            ``(c, 2t, 2t)`` float32     ``(1, 2t, 2t)``   PSF, peak 1 at ``(t, t)``
+``sumwt``          ``(c,)`` float64            ``(1,)``          sum of imaging weights
+``model``          ``(c, ny, nx)`` float32     ``(1, t, t)``     model after the last full cycle
+``model_next``     ``(c, ny, nx)`` float32     ``(1, t, t)``     tiles' models of the cycle running
+``residual``       ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model``, Jy/beam
+``residual_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model_next``
+``gridded``        ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
+``cycle``          ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
+``rcycle``         ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
+                                                                 ``residual`` (0: use ``dirty``)
+``rms``            ``(c,)`` float64            ``(1,)``          RMS of that residual, Jy/beam
+=================  ==========================  ================  ==============================
+
+Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
+JSON), ``ms_fingerprint``, ``wcs`` (:meth:`skarim.io.wcs.ImageWCS.to_dict`),
+``gridder_conventions`` (:data:`skarim.imaging.wgridder.CONVENTIONS`), ``stats`` (counts the read
+stage reports), ``runs`` (one summary per invocation: :meth:`RunStore.record_run`). Progress
+markers (``gridded``, ``cycle``) are advanced only after the data they vouch for is written,
+so a killed run resumes from them.
+
+Chunks are laid out so that concurrent tasks never write the same chunk (a chunk written in
+part is read, changed and rewritten whole): a channel's values of ``sumwt``, ``rcycle`` and
+``rms`` have a chunk each, as does each tile row of ``cycle`` (RIM tasks own whole tile rows), and
+``gridded`` is written only by the task gridding that channel.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from skarim import __version__
+from skarim.errors import StoreMismatchError
+from skarim.imaging.wgridder import CONVENTIONS
+from skarim.io.wcs import ImageWCS
+
+__all__ = ["RunStore"]
+
+
+class RunStore:
+    """Open handle on a run's store; see the module docstring for the layout."""
+
+    def __init__(self, group: zarr.Group) -> None:
+        self.group = group
+
+    @classmethod
+    def open(cls, path: Path, mode: str = "r") -> RunStore:
+        """Open an existing store (``mode`` ``r`` or ``r+``) to read or inspect a run."""
+        return cls(zarr.open_group(str(path), mode=mode))
+
+    @classmethod
+    def open_or_create(
+        cls,
+        path: Path,
+        *,
+        config: dict[str, Any],
+        ms_fingerprint: dict[str, Any],
+        wcs: ImageWCS,
+        tile: int,
+        overwrite: bool = False,
+    ) -> RunStore:
+        """Open the store of this run, creating it if absent.
+
+        Parameters
+        ----------
+        path : Path
+            Store directory.
+        config : dict
+            JSON-able configuration that decides the contents (``RunConfig.fingerprint_dict``).
+        ms_fingerprint : dict
+            The Measurement Set's fingerprint (:attr:`skarim.io.ms_read.MSMeta.fingerprint`).
+        wcs : ImageWCS
+            Image geometry and frequencies.
+        tile : int
+            Tile side in pixels.
+        overwrite : bool
+            Replace a store made from another MS or configuration instead of refusing.
+
+        Raises
+        ------
+        StoreMismatchError
+            If the store exists for another MS or configuration and ``overwrite`` is False.
+        """
+        path = Path(path)
+        if (path / "zarr.json").exists():
+            group = zarr.open_group(str(path), mode="r+")
+            attrs = dict(group.attrs)
+            same = (
+                attrs.get("config") == config
+                and attrs.get("ms_fingerprint") == ms_fingerprint
+                and attrs.get("complete_layout") is True
+            )
+            if same:
+                return cls(group)
+            if not overwrite:
+                what = (
+                    "Measurement Set"
+                    if attrs.get("ms_fingerprint") != ms_fingerprint
+                    else "configuration"
+                )
+                raise StoreMismatchError(
+                    f"store {path} was made from another {what}; use --overwrite to replace it "
+                    "or --name for a new run"
+                )
+            shutil.rmtree(path)
+        elif path.exists() and any(path.iterdir()):
+            if not overwrite:
+                raise StoreMismatchError(
+                    f"{path} exists and is not a skarim store; use --overwrite"
+                )
+            shutil.rmtree(path)
+        return cls._create(path, config, ms_fingerprint, wcs, tile)
+
+    @classmethod
+    def _create(
+        cls,
+        path: Path,
+        config: dict[str, Any],
+        fingerprint: dict[str, Any],
+        wcs: ImageWCS,
+        tile: int,
+    ) -> RunStore:
+        group = zarr.open_group(str(path), mode="w")
+        c, ny, nx = wcs.nchan, wcs.npix_y, wcs.npix_x
+        nty, ntx = ny // tile, nx // tile
+        image = {
+            "shape": (c, ny, nx),
+            "chunks": (1, tile, tile),
+            "dtype": "float32",
+            "fill_value": 0.0,
+        }
+        for name in ("dirty", "model", "model_next", "residual", "residual_next"):
+            group.create_array(name, dimension_names=("chan", "y", "x"), **image)
+        group.create_array(
+            "psf",
+            shape=(c, 2 * tile, 2 * tile),
+            chunks=(1, 2 * tile, 2 * tile),
+            dtype="float32",
+            fill_value=0.0,
+            dimension_names=("chan", "y", "x"),
+        )
+        group.create_array("sumwt", shape=(c,), chunks=(1,), dtype="float64", fill_value=0.0)
+        tiles = {"shape": (c, nty, ntx), "dimension_names": ("chan", "ty", "tx")}
+        group.create_array("gridded", chunks=(1, nty, ntx), dtype="int8", fill_value=0, **tiles)
+        group.create_array("cycle", chunks=(1, 1, ntx), dtype="int32", fill_value=0, **tiles)
+        group.create_array("rcycle", shape=(c,), chunks=(1,), dtype="int32", fill_value=0)
+        group.create_array("rms", shape=(c,), chunks=(1,), dtype="float64", fill_value=0.0)
+        group.attrs.update(
+            {
+                "skarim_version": __version__,
+                "config": config,
+                "ms_fingerprint": fingerprint,
+                "wcs": wcs.to_dict(),
+                "tile": tile,
+                "gridder_conventions": CONVENTIONS,
+                "stats": {},
+                "complete_layout": True,
+            }
+        )
+        return cls(group)
+
+    @property
+    def wcs(self) -> ImageWCS:
+        """The image geometry recorded in the store."""
+        return ImageWCS.from_dict(dict(self.group.attrs)["wcs"])
+
+    @property
+    def tile(self) -> int:
+        """Tile side, pixels."""
+        return int(self.group.attrs["tile"])
+
+    def array(self, name: str) -> zarr.Array:
+        """One of the arrays of the schema."""
+        return self.group[name]
+
+    def channel_gridded(self, chan: int) -> bool:
+        """True when every tile of an output channel has its dirty image written."""
+        return bool(np.all(self.group["gridded"][chan] == 1))
+
+    def mark_gridded(self, chan: int, ty: slice, tx: slice) -> None:
+        """Record tiles as gridded (call after their dirty data is written)."""
+        self.group["gridded"][chan, ty, tx] = 1
+
+    def record_run(self, summary: dict[str, Any]) -> None:
+        """Append one invocation's JSON-able summary to the ``runs`` attribute."""
+        runs = list(self.group.attrs.get("runs", []))
+        self.group.attrs["runs"] = [*runs, summary]
+
+    def update_stats(self, **counts: int) -> None:
+        """Add to the counters kept in the ``stats`` attribute."""
+        stats = dict(self.group.attrs.get("stats", {}))
+        for key, value in counts.items():
+            stats[key] = int(stats.get(key, 0)) + int(value)
+        self.group.attrs["stats"] = stats

@@ -1,0 +1,1 @@
+"""Simulated observations: antenna layouts, uv tracks, sky models and Measurement Sets."""

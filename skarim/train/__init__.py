@@ -1,0 +1,1 @@
+"""Training the RIM on simulated imaging problems."""

@@ -1,0 +1,272 @@
+"""Simulated imaging problems for training and validating the RIM (numpy and torch only).
+
+One problem is a ``t x t`` tile: a true sky ``x`` (Jy/pixel), the ``2t x 2t`` PSF of a random
+observation (layout, declination, duration, frequency, cell, weighting), and the dirty tile
+``PSF (*) x + A^H n`` with noise of known image-domain level ``sigma`` (Jy/beam).
+
+The uv sampling of a problem is the observation's uv points binned onto the ``2t`` grid's
+cells (both Hermitian halves), weighted natural, uniform or Briggs: the training stand-in for
+the ducc0 PSF that the pipeline measures. Sky scale is arbitrary (brightest ~1): the RIM sees
+tiles divided by a per-tile scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from skarim.metrics import psf_fwhm_pix
+from skarim.sim.layouts import load_layout
+from skarim.sim.uvcoverage import hour_angles_rad, uvw_tracks_m
+
+__all__ = ["ProblemConfig", "ProblemBatch", "make_batch", "sampling_psf", "random_tile_sky"]
+
+C_M_S = 299792458.0
+
+
+@dataclass(frozen=True)
+class ProblemConfig:
+    """Ranges the problem generator draws from.
+
+    Attributes
+    ----------
+    tile : int
+        Tile side in pixels.
+    layouts : tuple of str
+        Shipped layouts to draw from.
+    duration_h : tuple of float
+        Track length range, hours.
+    freq_hz : tuple of float
+        Observing frequency range, Hz.
+    pixels_per_beam : tuple of float
+        Cell chosen as ``1 / (k * uv_max)`` with ``k`` in this range.
+    dynamic_range : tuple of float
+        Brightest pixel over image noise, drawn log-uniformly.
+    context_pix : int
+        Sky simulated this far beyond every tile edge, pixels (0: none). Sources there put
+        sidelobes into the dirty tile, as sources beyond a pipeline window do; components
+        straddling the edge put part of their flux into the tile's truth.
+    context_prob : float
+        Fraction of problems given a context sky (with ``context_pix > 0``).
+    context_flux : tuple of float
+        Brightest context pixel over the tile's brightest, drawn log-uniformly.
+    """
+
+    tile: int = 64
+    layouts: tuple[str, ...] = ("meerkat", "vla.a", "vla.b", "vla.c", "vla.d", "WSRT", "atca_6a")
+    duration_h: tuple[float, float] = (0.5, 8.0)
+    freq_hz: tuple[float, float] = (0.8e9, 2.0e9)
+    pixels_per_beam: tuple[float, float] = (3.0, 6.0)
+    dynamic_range: tuple[float, float] = (10.0, 1e4)
+    context_pix: int = 0
+    context_prob: float = 0.5
+    context_flux: tuple[float, float] = (0.01, 10.0)
+
+
+@dataclass
+class ProblemBatch:
+    """A batch of problems, as tensors.
+
+    Attributes
+    ----------
+    truth : torch.Tensor
+        ``(batch, t, t)`` true sky, Jy/pixel.
+    dirty : torch.Tensor
+        ``(batch, t, t)`` dirty tile, Jy/beam.
+    psf : torch.Tensor
+        ``(batch, 2t, 2t)`` PSF, peak 1 at ``(t, t)``.
+    sigma : torch.Tensor
+        ``(batch,)`` image-domain noise, Jy/beam.
+    beam_fwhm_pix : torch.Tensor
+        ``(batch,)`` synthesised-beam FWHM (main lobe of the PSF), pixels.
+    """
+
+    truth: torch.Tensor
+    dirty: torch.Tensor
+    psf: torch.Tensor
+    sigma: torch.Tensor
+    beam_fwhm_pix: torch.Tensor
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> ProblemBatch:
+        """Move every tensor to a device and dtype."""
+        fields = (self.truth, self.dirty, self.psf, self.sigma, self.beam_fwhm_pix)
+        return ProblemBatch(*(v.to(device=device, dtype=dtype) for v in fields))
+
+
+@lru_cache(maxsize=16)
+def _layout_cached(name: str):  # noqa: ANN202 - small private cache
+    return load_layout(name)
+
+
+def sampling_psf(
+    u_lambda: np.ndarray,
+    v_lambda: np.ndarray,
+    tile: int,
+    cell_rad: float,
+    weighting: str,
+    robust: float = 0.0,
+) -> np.ndarray:
+    """PSF of uv points binned onto the ``2t x 2t`` grid of a tile.
+
+    Parameters
+    ----------
+    u_lambda, v_lambda : numpy.ndarray
+        uv coordinates in wavelengths (one Hermitian half; the other is added).
+    tile : int
+        Tile side ``t``.
+    cell_rad : float
+        Pixel size, radians.
+    weighting : str
+        ``natural``, ``uniform`` or ``briggs``.
+    robust : float
+        Briggs robustness.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(2t, 2t)`` PSF with peak 1 at pixel ``(t, t)`` (FITS order ``[y, x]``).
+    """
+    n = 2 * tile
+    du = 1.0 / (n * cell_rad)
+    # FITS x grows with -l, so its conjugate axis is -u; y with +m, conjugate +v
+    iu = np.rint(np.concatenate([-u_lambda, u_lambda]) / du).astype(np.int64)
+    iv = np.rint(np.concatenate([v_lambda, -v_lambda]) / du).astype(np.int64)
+    keep = (np.abs(iu) < tile) & (np.abs(iv) < tile)
+    flat = (iv[keep] % n) * n + (iu[keep] % n)
+    counts = np.bincount(flat, minlength=n * n).astype(np.float64)  # natural weights per cell
+    if weighting == "uniform":
+        grid = (counts > 0).astype(np.float64)
+    elif weighting == "briggs":
+        f2 = (5.0 * 10.0 ** (-robust)) ** 2 / ((counts**2).sum() / counts.sum())
+        grid = counts / (1.0 + counts * f2)
+    else:
+        grid = counts
+    grid = grid.reshape(n, n)
+    psf = np.fft.fftshift(np.fft.ifft2(grid).real)
+    return psf / psf[tile, tile]
+
+
+def _gaussian_blob(shape: tuple[int, int], rng: np.random.Generator, fwhm_pix: float) -> np.ndarray:
+    ny, nx = shape
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    cx, cy = rng.uniform(0.1, 0.9) * nx, rng.uniform(0.1, 0.9) * ny
+    sa = fwhm_pix / 2.3548
+    sb = sa * rng.uniform(0.3, 1.0)
+    th = rng.uniform(0, np.pi)
+    dx, dy = xx - cx, yy - cy
+    a = dx * np.cos(th) + dy * np.sin(th)
+    b = -dx * np.sin(th) + dy * np.cos(th)
+    return np.exp(-0.5 * ((a / sa) ** 2 + (b / sb) ** 2))
+
+
+def _irregular_emission(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    ny, nx = shape
+    noise = rng.normal(size=shape)
+    ky = np.fft.fftfreq(ny)[:, None]
+    kx = np.fft.fftfreq(nx)[None, :]
+    scale = rng.uniform(0.03, 0.12)
+    field = np.fft.ifft2(np.fft.fft2(noise) * np.exp(-0.5 * (kx**2 + ky**2) / scale**2)).real
+    field = (field - field.mean()) / (field.std() + 1e-12)
+    emission = np.exp(rng.uniform(0.5, 1.5) * field)
+    return emission * (field > rng.uniform(0.0, 1.5)) * _gaussian_blob(shape, rng, 0.6 * nx)
+
+
+def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.ndarray:
+    """A tile of sky, brightest pixel 1: heavy-tailed points, Gaussians, irregular emission.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    tile : int
+        Side in pixels.
+    beam_pix : float
+        Synthesised-beam FWHM in pixels, to size the extended components.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(t, t)`` non-negative sky, maximum 1.
+    """
+    sky = np.zeros((tile, tile))
+    n_points = rng.poisson(rng.choice([0.5, 2.0, 8.0, 25.0]))
+    if n_points:
+        flux = (1 - rng.random(n_points)) ** (-1 / rng.uniform(0.8, 1.6))  # Pareto
+        x = rng.integers(0, tile, n_points)
+        y = rng.integers(0, tile, n_points)
+        np.add.at(sky, (y, x), flux)
+    for _ in range(rng.poisson(1.5)):
+        amp = 10 ** rng.uniform(-2, 0.5) * max(sky.max(), 1.0)
+        sky += amp * _gaussian_blob(sky.shape, rng, beam_pix * rng.uniform(1.5, 8.0))
+    if rng.random() < 0.35:
+        amp = 10 ** rng.uniform(-2, 0.3) * max(sky.max(), 1.0)
+        sky += amp * _irregular_emission(sky.shape, rng)
+    if sky.max() <= 0:
+        sky[rng.integers(0, tile), rng.integers(0, tile)] = 1.0
+    return sky / sky.max()
+
+
+def _random_psf(
+    rng: np.random.Generator, cfg: ProblemConfig, side: int
+) -> tuple[np.ndarray, float]:
+    """``(2 side, 2 side)`` PSF of a random observation, and its pixels per beam."""
+    layout = _layout_cached(str(rng.choice(cfg.layouts)))
+    _, lat = layout.lon_lat_rad
+    dec = float(
+        np.clip(np.arcsin(rng.uniform(-0.9, 0.9)), lat - np.deg2rad(80), lat + np.deg2rad(80))
+    )
+    duration_s = rng.uniform(*cfg.duration_h) * 3600.0
+    ha = hour_angles_rad(duration_s, duration_s / rng.integers(12, 48))
+    uvw = uvw_tracks_m(layout, dec, ha).reshape(-1, 3)  # (nrow, 3)
+    freq = rng.uniform(*cfg.freq_hz)
+    u, v = uvw[:, 0] * freq / C_M_S, uvw[:, 1] * freq / C_M_S
+    uvmax = np.sqrt(u**2 + v**2).max()
+    k = rng.uniform(*cfg.pixels_per_beam)
+    cell = 1.0 / (k * uvmax)
+    weighting = str(rng.choice(["natural", "uniform", "briggs", "briggs"]))
+    psf = sampling_psf(u, v, side, cell, weighting, robust=rng.uniform(-1.0, 1.0))
+    return psf, k
+
+
+def make_batch(rng: np.random.Generator, batch: int, cfg: ProblemConfig) -> ProblemBatch:
+    """Draw ``batch`` independent problems (float64 tensors on the CPU).
+
+    With ``cfg.context_pix = c > 0`` each problem is simulated on a ``(t + 2c)^2`` field whose
+    central ``t^2`` is the tile: the dirty tile is cut from the field's dirty image, the truth
+    from the field's sky, and the PSF handed to the RIM is the central ``2t^2`` of the field's.
+    """
+    t, c = cfg.tile, cfg.context_pix
+    side = t + 2 * c
+    inner = (slice(c, c + t), slice(c, c + t))
+    truth, dirty, psfs, sigmas, beams = [], [], [], [], []
+    for _ in range(batch):
+        psf, beam_pix = _random_psf(rng, cfg, side)  # (2 side, 2 side)
+        field = np.zeros((side, side))
+        field[inner] = random_tile_sky(rng, t, beam_pix)
+        if c and rng.random() < cfg.context_prob:
+            ratio = np.exp(rng.uniform(*np.log(cfg.context_flux)))
+            field += ratio * random_tile_sky(rng, side, beam_pix)
+        sampling = np.clip(np.fft.fft2(np.fft.ifftshift(psf)).real, 0.0, None)  # M
+        spec = np.fft.fft2(np.pad(field, ((0, side), (0, side))))
+        clean = np.fft.ifft2(sampling * spec).real[:side, :side][inner]  # PSF (*) x, in the tile
+        dr = np.exp(rng.uniform(*np.log(cfg.dynamic_range)))
+        sigma = clean.max() / dr
+        shape = (2 * side, 2 * side)
+        noise = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.sqrt(2)
+        noise_img = np.fft.ifft2(np.sqrt(sampling) * noise, norm="ortho").real[:side, :side]
+        noise_img *= sigma / np.sqrt(0.5 * sampling.mean())  # unit variance per pixel -> sigma
+        tile_psf = psf[side - t : side + t, side - t : side + t]  # (2t, 2t), peak at (t, t)
+        truth.append(field[inner])
+        dirty.append(clean + noise_img[inner])
+        psfs.append(tile_psf)
+        sigmas.append(sigma)
+        beams.append(psf_fwhm_pix(tile_psf))
+    return ProblemBatch(
+        torch.from_numpy(np.stack(truth)),
+        torch.from_numpy(np.stack(dirty)),
+        torch.from_numpy(np.stack(psfs)),
+        torch.tensor(sigmas, dtype=torch.float64),
+        torch.tensor(beams, dtype=torch.float64),
+    )

@@ -1,0 +1,360 @@
+"""Training the RIM on simulated problems (torch and numpy only; runs on a bare GPU node).
+
+A run lives in one directory: ``state.pt`` (model, optimiser, step, random states: resume
+from it), ``best.pt`` (weights of the best validation score so far), ``log.jsonl`` (one line
+per log interval), ``baselines.json`` (classical methods on the validation set) and
+``quality.json`` (the best checkpoint's validation scores). Validation uses a fixed set of
+problems drawn from a seed the training stream never uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skarim.deconv.clean import hogbom, projected_gradient
+from skarim.deconv.operator import TileOperator
+from skarim.deconv.rim import RIM, RIMConfig
+from skarim.metrics import smoothed_snr_db, snr_db
+from skarim.train.problems import ProblemBatch, ProblemConfig, make_batch
+
+__all__ = [
+    "TrainConfig",
+    "evaluate",
+    "export_weights",
+    "load_train_config",
+    "rim_loss",
+    "save_weights",
+    "train",
+]
+
+_VAL_SEED_OFFSET = 1_000_003
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe (``pipelines/train/<name>.yaml``).
+
+    Attributes
+    ----------
+    run_dir : str
+        Directory of the run's checkpoints and logs.
+    rim : RIMConfig
+        Network sizes.
+    problems : ProblemConfig
+        Ranges of the simulated problems.
+    batch : int
+        Problems per optimiser step.
+    lr : float
+        Adam learning rate: linear warm-up over ``warmup_steps``, then cosine-decayed to
+        10 % at ``total_steps``.
+    warmup_steps : int
+        Steps of the linear warm-up.
+    total_steps : int
+        Optimiser steps of the whole run.
+    val_problems : int
+        Size of the fixed validation set.
+    val_every : int
+        Steps between validations (and checkpoints).
+    smooth_loss_weight : float
+        Weight of the loss term on beam-smoothed images.
+    seed : int
+        Seed of the training stream; validation uses ``seed + 1000003``.
+    device : str
+        ``cpu``, ``cuda`` or ``auto``.
+    threads : int
+        CPU threads for torch.
+    warm_start : float
+        Fraction of each batch that starts from the network's own (detached) estimate of the
+        same problem instead of zero: the second and later major cycles of the pipeline,
+        where the RIM refines a previous model. With ``warm_start > 0`` validation scores two
+        passes (cold, then warm) and the best checkpoint is chosen on the second.
+    init_from : str or None
+        Weights (:func:`save_weights` format) to start a new run from; ignored on resume.
+    """
+
+    run_dir: str = "training-runs/rim"
+    rim: RIMConfig = field(default_factory=RIMConfig)
+    problems: ProblemConfig = field(default_factory=ProblemConfig)
+    batch: int = 8
+    lr: float = 3e-4
+    warmup_steps: int = 200
+    total_steps: int = 20000
+    val_problems: int = 48
+    val_every: int = 250
+    smooth_loss_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 2
+    warm_start: float = 0.0
+    init_from: str | None = None
+
+    @property
+    def passes(self) -> int:
+        """RIM passes per validation problem: 2 when training warm starts, else 1."""
+        return 2 if self.warm_start > 0 else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-able form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping (unknown keys raise ``ValueError`` naming them)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if "rim" in data:
+            data["rim"] = RIMConfig(**data["rim"])
+        if "problems" in data:
+            prob = {k: tuple(v) if isinstance(v, list) else v for k, v in data["problems"].items()}
+            data["problems"] = ProblemConfig(**prob)
+        return cls(**data)
+
+
+def load_train_config(path: Path) -> TrainConfig:
+    """Read a training recipe from YAML."""
+    import yaml
+
+    return TrainConfig.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def _smooth(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
+    """Per-image circular-Gaussian smoothing ``(b, t, t)`` with FWHM ``(b,)`` (FFT, padded)."""
+    b, ny, nx = images.shape
+    ky = torch.fft.fftfreq(2 * ny, device=images.device, dtype=images.dtype)[:, None]
+    kx = torch.fft.rfftfreq(2 * nx, device=images.device, dtype=images.dtype)[None, :]
+    sig = (fwhm_pix / 2.3548).to(images.dtype).reshape(-1, 1, 1)
+    kernel = torch.exp(-2 * np.pi**2 * sig**2 * (kx**2 + ky**2))  # (b, 2t, t+1)
+    spec = torch.fft.rfft2(images, s=(2 * ny, 2 * nx)) * kernel
+    return torch.fft.irfft2(spec, s=(2 * ny, 2 * nx))[:, :ny, :nx]
+
+
+def rim_loss(
+    estimates: list[torch.Tensor],
+    batch: ProblemBatch,
+    smooth_weight: float,
+    raw_weight: float = 0.25,
+) -> torch.Tensor:
+    """Negative SNR (dB) against truth, beam-smoothed and raw, averaged over problems and steps.
+
+    The loss is the validation metric itself: scale-free, so faint and bright skies count
+    alike, and every unrolled step is scored.
+    """
+    truth_s = _smooth(batch.truth, batch.beam_fwhm_pix)  # (b, t, t)
+    sig_raw = (batch.truth**2).sum(dim=(-2, -1))  # (b,)
+    sig_s = (truth_s**2).sum(dim=(-2, -1))
+    total = batch.dirty.new_zeros(())
+    for x in estimates:
+        err_raw = ((x - batch.truth) ** 2).sum(dim=(-2, -1))
+        err_s = ((_smooth(x, batch.beam_fwhm_pix) - truth_s) ** 2).sum(dim=(-2, -1))
+        total = (
+            total + raw_weight * (10 * torch.log10((err_raw + 1e-12 * sig_raw) / sig_raw)).mean()
+        )
+        total = total + smooth_weight * (10 * torch.log10((err_s + 1e-12 * sig_s) / sig_s)).mean()
+    return total / len(estimates)
+
+
+def _scores(est: np.ndarray, batch: ProblemBatch) -> dict[str, float]:
+    raw, smooth = [], []
+    for i in range(est.shape[0]):
+        x = batch.truth[i].numpy()
+        raw.append(snr_db(est[i], x))
+        smooth.append(smoothed_snr_db(est[i], x, float(batch.beam_fwhm_pix[i])))
+    return {"snr_db": float(np.mean(raw)), "smoothed_snr_db": float(np.mean(smooth))}
+
+
+@torch.no_grad()
+def evaluate(
+    model: RIM, batch: ProblemBatch, device: torch.device, passes: int = 1
+) -> dict[str, float]:
+    """Mean SNR (raw and smoothed) of the RIM's last estimate on a batch.
+
+    With ``passes > 1`` the RIM runs again from its previous estimate (as in the pipeline's
+    major cycles) and the scores of the last pass are returned.
+    """
+    model.eval()
+    on_dev = batch.to(device)
+    op = TileOperator(on_dev.psf)
+    est = None
+    for _ in range(passes):
+        est = model(on_dev.dirty, on_dev.sigma, op, x0=est)[-1]
+    model.train()
+    return _scores(est.double().cpu().numpy(), batch)
+
+
+def _warm_starts(model: RIM, batch: ProblemBatch, fraction: float) -> torch.Tensor | None:
+    """Starting models: the network's detached estimate for the first ``fraction`` of the batch."""
+    n = int(round(fraction * batch.dirty.shape[0]))
+    if n == 0:
+        return None
+    x0 = torch.zeros_like(batch.dirty)  # (b, t, t): cold starts
+    with torch.no_grad():
+        warm_op = TileOperator(batch.psf[:n])
+        x0[:n] = model(batch.dirty[:n], batch.sigma[:n], warm_op)[-1]
+    return x0
+
+
+def classical_baselines(batch: ProblemBatch) -> dict[str, dict[str, float]]:
+    """Scores of the scaled dirty image, Hogbom CLEAN and projected gradient on a batch."""
+    dirty, psf, sigma = batch.dirty.numpy(), batch.psf.numpy(), batch.sigma.numpy()
+    beam_area = 1.1331 * batch.beam_fwhm_pix.numpy() ** 2  # pixels per beam
+    scaled = dirty / beam_area[:, None, None]
+    clean = np.stack([hogbom(dirty[i], psf[i], float(sigma[i])) for i in range(len(dirty))])
+    pgd = np.stack(
+        [projected_gradient(dirty[i], psf[i], n_iter=30, damping=0.3) for i in range(len(dirty))]
+    )
+    return {
+        "dirty_scaled": _scores(scaled, batch),
+        "hogbom_gain0.1_3sigma": _scores(clean, batch),
+        "projected_gradient_30it": _scores(pgd, batch),
+    }
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    return warm * (0.1 + 0.45 * (1 + np.cos(np.pi * min(step, cfg.total_steps) / cfg.total_steps)))
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_weights(model: RIM, path: Path) -> None:
+    """Save weights as a plain state dict plus config, loadable with ``weights_only=True``."""
+    _atomic_save({"rim_config": model.config.to_dict(), "state_dict": model.state_dict()}, path)
+
+
+def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: None) -> Path:
+    """Train (or resume) a RIM; returns the run directory.
+
+    Resumes from ``run_dir/state.pt`` when it exists, continuing the same random stream.
+    """
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    device = _pick_device(cfg.device)
+    (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    val = make_batch(
+        np.random.default_rng(cfg.seed + _VAL_SEED_OFFSET), cfg.val_problems, cfg.problems
+    )
+    model = RIM(cfg.rim).to(device)
+    if cfg.init_from and not (run / "state.pt").exists():
+        blob = torch.load(cfg.init_from, map_location=device, weights_only=True)
+        if RIMConfig(**blob["rim_config"]) != cfg.rim:
+            raise ValueError(f"init_from {cfg.init_from} holds a RIM of another size")
+        model.load_state_dict(blob["state_dict"])
+    if not (run / "baselines.json").exists():
+        baselines = classical_baselines(val)
+        if cfg.init_from:
+            baselines["init_from"] = evaluate(model, val, device, cfg.passes)
+        (run / "baselines.json").write_text(json.dumps(baselines, indent=2))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, cfg))
+    rng = np.random.default_rng(cfg.seed)
+    step, best, elapsed = 0, -np.inf, 0.0
+    state_path = run / "state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=False, map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["rng"]
+        step, best, elapsed = state["step"], state["best"], state["elapsed_s"]
+
+    amp = device.type == "cuda"
+    t_start = time.time() - elapsed
+    losses: list[float] = []
+    while step < cfg.total_steps:
+        batch = make_batch(rng, cfg.batch, cfg.problems).to(device)
+        op = TileOperator(batch.psf)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            x0 = _warm_starts(model, batch, cfg.warm_start)
+            est = model(batch.dirty, batch.sigma, op, x0=x0)
+            loss = rim_loss([e.float() for e in est], batch, cfg.smooth_loss_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        if step % cfg.val_every == 0 or step == cfg.total_steps:
+            scores = evaluate(model, val, device, cfg.passes)
+            rec = {
+                "step": step,
+                "loss": float(np.mean(losses)),
+                "val": scores,
+                "lr": sched.get_last_lr()[0],
+                "elapsed_s": time.time() - t_start,
+            }
+            losses = []
+            if scores["smoothed_snr_db"] > best:
+                best = scores["smoothed_snr_db"]
+                save_weights(model, run / "best.pt")
+                quality = {
+                    "step": step,
+                    "validation_problems": cfg.val_problems,
+                    "passes": cfg.passes,
+                    "rim": scores,
+                    "baselines": json.loads((run / "baselines.json").read_text()),
+                    "hardware": f"{device.type}: {_hardware(device)}",
+                    "train_wall_s": rec["elapsed_s"],
+                }
+                (run / "quality.json").write_text(json.dumps(quality, indent=2))
+            _atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "step": step,
+                    "best": best,
+                    "elapsed_s": time.time() - t_start,
+                },
+                state_path,
+            )
+            with open(run / "log.jsonl", "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            log(rec)
+    return run
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def export_weights(run_dir: Path, dest: Path, config_path: Path) -> None:
+    """Ship a run's best weights: ``dest`` plus the recipe and the measured quality beside it.
+
+    Writes ``dest`` (weights), ``dest.stem + "-train.yaml"`` (a copy of the recipe) and
+    ``dest.stem + "-quality.json"`` (validation scores, baselines, hardware, wall time).
+    """
+    run_dir, dest = Path(run_dir), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    blob = torch.load(run_dir / "best.pt", weights_only=True)
+    torch.save(blob, dest)
+    dest.with_name(f"{dest.stem}-train.yaml").write_text(Path(config_path).read_text())
+    dest.with_name(f"{dest.stem}-quality.json").write_text((run_dir / "quality.json").read_text())
