@@ -6,8 +6,8 @@ For each case (declination, track length, weighting), in ``--out``:
 2. ``skarim image MS --size N --scale S --weight W --dirty-only`` and
    ``wsclean -size N N -scale S -weight W -use-wgridder -make-psf -niter 0``;
 3. compare WSClean's beam (``BMAJ/BMIN/BPA`` of its ``-psf.fits``) with
-   :func:`skarim.restore.restore.fit_beam` on skarim's PSF (what skarim writes into its products),
-   and with :func:`skarim.restore.restore.fit_beam` on WSClean's own PSF (the fit alone, without the
+   :func:`skarim.beam.fit_beam` on skarim's PSF (what skarim writes into its products),
+   and with :func:`skarim.beam.fit_beam` on WSClean's own PSF (the fit alone, without the
    small differences between the two PSFs).
 
 Prints one row per case and the largest differences; exits with status 1 when a case
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from skarim.io.fits import Beam, read_cube
-from skarim.restore.restore import fit_beam
+from skarim.beam import Beam, fit_beam
+from skarim.io.fits import read_cube
 
 ARCSEC_PER_DEG = 3600.0
 

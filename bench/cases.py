@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.sim.layouts import load_layout
 from skarim.sim.simulate import SimulateConfig, SimulationResult, simulate
 from skarim.sim.uvcoverage import baseline_pairs, hour_angles_rad, uvw_tracks_m
 
 __all__ = ["Case", "FULL_CASES", "QUICK_CASES", "select_cases", "simulate_case"]
 
-_C_M_S = 299792458.0
 _PIXELS_PER_BEAM = 4.0
 
 
@@ -106,7 +106,8 @@ class Case:
         uvw_m = uvw_tracks_m(
             load_layout(self.layout), math.radians(self.dec_deg), self._hour_angles_rad()
         ).reshape(-1, 3)  # (ntime * nbl, 3)
-        uv_max_lambda = float(np.hypot(uvw_m[:, 0], uvw_m[:, 1]).max()) * self.freq_max_hz / _C_M_S
+        uv_max_m = float(np.hypot(uvw_m[:, 0], uvw_m[:, 1]).max())
+        uv_max_lambda = uv_max_m * self.freq_max_hz / SPEED_OF_LIGHT_M_S
         cell = math.degrees(1.0 / (_PIXELS_PER_BEAM * uv_max_lambda)) * 3600.0
         return math.floor(cell * 100.0) / 100.0
 

@@ -25,8 +25,8 @@ from scoring import (
     truth_per_output_channel,
 )
 
-from skarim.io.fits import Beam, read_cube
-from skarim.restore.restore import common_beam, fit_beam
+from skarim.beam import Beam, common_beam, fit_beam
+from skarim.io.fits import read_cube
 
 __all__ = ["case_beam", "score_runs", "ratios", "format_table"]
 
@@ -42,8 +42,8 @@ def _beam_dict(beam: Beam) -> dict[str, float]:
 def case_beam(runs: dict[str, MethodRun], cell_rad: float) -> dict[str, object]:
     """The common smoothing beam of a case, and WSClean's own fit beside it.
 
-    The beam is :func:`skarim.restore.restore.fit_beam` on every channel of the PSF cube of the
-    ``skarim_dirty`` run, the channel of largest area (:func:`skarim.restore.restore.common_beam`);
+    The beam is :func:`skarim.beam.fit_beam` on every channel of the PSF cube of the
+    ``skarim_dirty`` run, the channel of largest area (:func:`skarim.beam.common_beam`);
     when that run failed, WSClean's ``BMAJ``/``BMIN``/``BPA`` from its first PSF file.
     Smoothing uses a circular Gaussian of the geometric-mean FWHM.
     """
@@ -53,7 +53,7 @@ def case_beam(runs: dict[str, MethodRun], cell_rad: float) -> dict[str, object]:
     if dirty is not None and dirty.status == "ok":
         psf, _ = read_cube(dirty.psf[0])  # (nchan, 2t, 2t)
         beam = common_beam([fit_beam(p, cell_rad) for p in psf])
-        out["source"] = "skarim.restore.restore.fit_beam on skarim_dirty PSF, largest-area channel"
+        out["source"] = "skarim.beam.fit_beam on skarim_dirty PSF, largest-area channel"
         out["skarim"] = _beam_dict(beam)
     for name in ("wsclean_hogbom", "wsclean_dirty", "wsclean_multiscale"):
         run = runs.get(name)

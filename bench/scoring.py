@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from skarim.beam import Beam
 from skarim.imaging.grid import channel_groups
-from skarim.io.fits import Beam
 from skarim.metrics import smoothed_snr_db, snr_db
 
 __all__ = [

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from skarim.config import RunConfig
+from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.imaging.grid import ChannelGroup, channel_groups
 from skarim.io.ms_read import open_ms
 from skarim.io.ms_write import SpectralWindow, write_ms
 from skarim.run.pipeline import open_run_store
 from skarim.run.store import RunStore
-
-C_M_S = 299792458.0
 
 
 def point_source_vis(
@@ -21,7 +20,7 @@ def point_source_vis(
 ) -> np.ndarray:
     """Visibilities ``(nrow, nchan)`` of a point source, in the sign convention of WSClean."""
     n = np.sqrt(1.0 - l_rad**2 - m_rad**2)
-    lam = C_M_S / freq_hz  # (nchan,)
+    lam = SPEED_OF_LIGHT_M_S / freq_hz  # (nchan,)
     phase = (uvw_m[:, 0:1] * l_rad + uvw_m[:, 1:2] * m_rad + uvw_m[:, 2:3] * (n - 1)) / lam
     return flux_jy * np.exp(2j * np.pi * phase)
 

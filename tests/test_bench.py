@@ -19,7 +19,7 @@ from scoring import (  # noqa: E402
     truth_per_output_channel,
 )
 
-from skarim.io.fits import Beam  # noqa: E402
+from skarim.beam import Beam  # noqa: E402
 
 FWHM_PIX = 4.0
 

@@ -61,11 +61,10 @@ import math
 import numpy as np
 
 from skarim.config import Weighting
+from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.errors import InputError
 
-__all__ = ["SPEED_OF_LIGHT_M_S", "WeightGrid", "padded_npix"]
-
-SPEED_OF_LIGHT_M_S = 299_792_458.0
+__all__ = ["WeightGrid", "briggs_factors", "padded_npix"]
 
 
 def padded_npix(npix: int, padding: float) -> int:
@@ -90,6 +89,33 @@ def padded_npix(npix: int, padding: float) -> int:
     """
     n = math.ceil(npix * padding)
     return n + (4 - n % 4) % 4
+
+
+def briggs_factors(cell_weight: np.ndarray, total_weight: float, robust: float) -> np.ndarray:
+    """Briggs correction factors of uv cells, ``1 / (1 + W_k f^2)``, as WSClean computes them.
+
+    ``f^2 = (5 * 10^-R)^2 / (sum_k W_k^2 / sum w)``, with ``10^-R`` written
+    ``exp(-ln(10) R)`` as in WSClean. A visibility's imaging weight is its natural weight
+    ``w`` times the factor of its cell.
+
+    Parameters
+    ----------
+    cell_weight : numpy.ndarray
+        Sums ``W_k`` of the natural weights in each uv cell (any shape), weight units.
+    total_weight : float
+        Sum of the natural weights of every visibility gridded, weight units (> 0).
+    robust : float
+        Briggs robustness ``R``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Dimensionless factors, the shape of ``cell_weight``.
+    """
+    mean_cell_weight = float(np.sum(cell_weight * cell_weight)) / total_weight
+    numerator_sqrt = 5.0 * math.exp(-math.log(10.0) * robust)
+    f2 = numerator_sqrt * numerator_sqrt / mean_cell_weight
+    return 1.0 / (1.0 + cell_weight * f2)
 
 
 class WeightGrid:
@@ -241,10 +267,7 @@ class WeightGrid:
             occupied = g != 0.0
             g[occupied] = 1.0 / g[occupied]
         elif self._total_weight != 0.0:
-            mean_cell_weight = float(np.sum(g * g)) / self._total_weight
-            numerator_sqrt = 5.0 * math.exp(-math.log(10.0) * self.robust)
-            f2 = numerator_sqrt * numerator_sqrt / mean_cell_weight
-            g[:] = 1.0 / (1.0 + g * f2)
+            g[:] = briggs_factors(g, self._total_weight, self.robust)
         else:
             g[:] = 1.0
         if self.rank_filter_level >= 1.0 and self.weighting is not Weighting.natural:

@@ -22,10 +22,8 @@ file intact.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,43 +31,16 @@ import numpy as np
 from astropy.io import fits
 
 from skarim import __version__
+from skarim.beam import Beam
 from skarim.errors import InputError
 from skarim.io.wcs import ImageWCS
 
-__all__ = ["BUNITS", "Beam", "write_cube", "read_cube"]
+__all__ = ["BUNITS", "write_cube", "read_cube"]
 
 BUNITS = ("JY/BEAM", "JY/PIXEL")
 """Brightness units of skarim's products: dirty, residual, restored, PSF; model."""
 
 _ARCSEC_PER_DEG = 3600.0
-
-
-@dataclass(frozen=True)
-class Beam:
-    """An elliptical Gaussian beam.
-
-    Attributes
-    ----------
-    major_deg, minor_deg : float
-        Full widths at half maximum of the major and minor axes, degrees
-        (``0 < minor_deg <= major_deg``).
-    pa_deg : float
-        Position angle of the major axis, degrees east of north.
-    """
-
-    major_deg: float
-    minor_deg: float
-    pa_deg: float
-
-    def __post_init__(self) -> None:
-        values = (self.major_deg, self.minor_deg, self.pa_deg)
-        if not all(math.isfinite(v) for v in values):
-            raise InputError(f"beam values must be finite, got {values}")
-        if not 0 < self.minor_deg <= self.major_deg:
-            raise InputError(
-                f"beam needs 0 < minor <= major, got major {self.major_deg} deg, "
-                f"minor {self.minor_deg} deg"
-            )
 
 
 def write_cube(

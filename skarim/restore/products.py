@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from skarim import __version__
+from skarim.beam import Beam, common_beam, fit_beam
 from skarim.config import RunConfig
 from skarim.errors import InputError
-from skarim.io.fits import Beam, write_cube
+from skarim.io.fits import write_cube
 from skarim.io.wcs import ImageWCS
-from skarim.restore.restore import common_beam, fit_beam, restore_channel
+from skarim.restore.restore import restore_channel
 from skarim.run.store import RunStore
 
 __all__ = [
@@ -65,7 +66,7 @@ PRODUCTS = {
 
 
 def channel_beams(store: RunStore) -> list[Beam]:
-    """Clean beams fitted to each channel's PSF (:func:`skarim.restore.restore.fit_beam`).
+    """Clean beams fitted to each channel's PSF (:func:`skarim.beam.fit_beam`).
 
     A channel without data (zero sum of weights) takes the common beam of the others, so
     that every plane of a cube has a beam.

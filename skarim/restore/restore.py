@@ -1,213 +1,39 @@
-"""Restore: the clean beam fitted to the PSF, and ``model (*) beam + residual``.
+"""Restoration: ``model (*) clean beam + residual``, in Jy/beam.
 
-The clean beam is fitted as WSClean 3.1 fits it (``schaapcommon``'s
-``GaussianFitter::Fit2DGaussianCentred``), so that a skarim image and a WSClean image of one
-Measurement Set carry the same beam:
-
-- a unit-peak elliptical Gaussian centred on the PSF's peak is fitted by unweighted least
-  squares (Levenberg-Marquardt) to the PSF in a box of ``10 x`` the beam estimate, centred
-  on the peak; when the fitted major axis exceeds ``box / 8`` the box is widened to
-  ``10 x`` the fitted major axis and the fit repeated (at most 5 fits);
-- WSClean computes the pixel offsets of the box in unsigned arithmetic, so every pixel left
-  of or below the centre lands at a huge offset where the model is zero, and only the
-  quadrant ``x >= 0, y >= 0`` (FITS pixels: west and north of the peak, axes included) shapes
-  the fit. skarim fits that quadrant on purpose: on a MeerKAT-like PSF (512^2 pixels of
-  2 arcsec, Briggs 0) the quadrant fit reproduces WSClean's ``BMAJ/BMIN/BPA`` to 1e-5
-  (``bench/beam_vs_wsclean.py``), where a fit over the whole box differs by 5 % in the minor
-  axis and 9 degrees in position angle. For a Gaussian PSF both fits agree exactly.
-
-WSClean starts from the theoretical beam ``1 / max |uvw|``; skarim starts from the main
-lobe's area above half maximum, which gives the same box after WSClean's widening step (and
-the fit barely depends on the box once it holds the main lobe). A main lobe narrower than a
-pixel leaves the fit unconstrained (a beam of a fraction of a pixel comes out, its position
-angle arbitrary): the cell then undersamples the PSF. Position angles are east of north, in
-degrees, in ``[0, 180)``.
+The clean beam and its kernel come from :mod:`skarim.beam` (:func:`skarim.beam.fit_beam`,
+:func:`skarim.beam.beam_kernel`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from skarim.errors import InputError
-from skarim.io.fits import Beam
+from skarim.beam import Beam, beam_kernel
 
-__all__ = ["KERNEL_SIGMAS", "fit_beam", "common_beam", "beam_kernel", "restore_channel"]
-
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-_BOX_SCALE = 10.0  # side of the fitting box in beams (WSClean's -beam-fitting-size default)
-_MAX_BOX_FITS = 5  # WSClean's limit on widening the box
-_MAX_LM_STEPS = 200
-
-
-def _main_lobe(psf: np.ndarray, threshold: float) -> np.ndarray:
-    """Mask of the connected region above ``threshold`` containing the centre pixel."""
-    ny, nx = psf.shape
-    cy, cx = ny // 2, nx // 2
-    above = psf >= threshold * psf[cy, cx]
-    mask = np.zeros_like(above)
-    stack = [(cy, cx)]
-    while stack:
-        y, x = stack.pop()
-        if 0 <= y < ny and 0 <= x < nx and above[y, x] and not mask[y, x]:
-            mask[y, x] = True
-            stack.extend(((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)))
-    return mask
-
-
-def _box_size(beam_pix: float) -> int:
-    """WSClean's fitting box: ``max(ceil(scale), ceil(beam * scale))`` rounded up to even."""
-    size = max(math.ceil(_BOX_SCALE), math.ceil(beam_pix * _BOX_SCALE))
-    return size + size % 2
-
-
-def _fit_quadrant(quadrant: np.ndarray, sigma0_pix: float) -> np.ndarray:
-    """Least-squares fit of ``exp(-(a x^2 + 2 b x y + c y^2))`` to pixels at ``x, y >= 0``.
-
-    Parameters
-    ----------
-    quadrant : numpy.ndarray
-        ``(h, w)`` PSF values at offsets ``y = 0..h-1`` (rows), ``x = 0..w-1`` (columns) from
-        the peak, normalised to a peak of 1.
-    sigma0_pix : float
-        Starting standard deviation of a circular Gaussian, pixels.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(3,)`` the quadratic form ``(a, b, c)`` in 1/pixel^2.
-    """
-    h, w = quadrant.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    x, y, d = xx.ravel().astype(float), yy.ravel().astype(float), quadrant.ravel()
-    basis = np.stack([x * x, 2.0 * x * y, y * y], axis=1)  # (npix, 3)
-    p = np.array([0.5 / sigma0_pix**2, 0.0, 0.5 / sigma0_pix**2])
-
-    def cost_of(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        # clipped: a trial step off a positive-definite form is rejected, not overflowed
-        g = np.exp(-np.clip(basis @ q, -30.0, 700.0))  # (npix,)
-        r = g - d
-        return g, r, float(r @ r)
-
-    g, r, cost = cost_of(p)
-    damping = 1e-3
-    for _ in range(_MAX_LM_STEPS):
-        jac = -basis * g[:, None]  # (npix, 3): d g / d (a, b, c)
-        normal = jac.T @ jac
-        # least squares, not solve: an unresolved lobe leaves the Jacobian (near) zero
-        step = np.linalg.lstsq(normal + damping * np.diag(np.diag(normal)), -jac.T @ r)[0]
-        g_new, r_new, cost_new = cost_of(p + step)
-        if cost_new < cost:
-            p, g, r, cost = p + step, g_new, r_new, cost_new
-            damping = max(damping / 10.0, 1e-12)
-            if np.all(np.abs(step) <= 1e-10 * np.abs(p) + 1e-14):
-                break
-        else:
-            damping *= 10.0
-            if damping > 1e12:
-                break
-    return p
-
-
-def fit_beam(psf: np.ndarray, cell_rad: float) -> Beam:
-    """Fit the clean beam to a PSF, as WSClean 3.1 does (see the module docstring).
-
-    Parameters
-    ----------
-    psf : numpy.ndarray
-        ``(ny, nx)`` PSF in FITS order with its peak at ``(ny/2, nx/2)``.
-    cell_rad : float
-        Pixel size, radians.
-
-    Returns
-    -------
-    Beam
-        FWHM major and minor axes and position angle (east of north), degrees.
-
-    Raises
-    ------
-    InputError
-        If the PSF's centre pixel is not positive (e.g. a channel without data).
-    """
-    psf = np.asarray(psf, dtype=np.float64)
-    ny, nx = psf.shape
-    cy, cx = ny // 2, nx // 2
-    if not psf[cy, cx] > 0:
-        raise InputError(f"cannot fit a beam: the PSF's centre pixel is {psf[cy, cx]}, not > 0")
-    psf = psf / psf[cy, cx]
-    cell_deg = math.degrees(cell_rad)
-    lobe_fwhm_pix = math.sqrt(4.0 * np.count_nonzero(_main_lobe(psf, 0.5)) / math.pi)
-    estimate_pix = lobe_fwhm_pix
-    box = _box_size(estimate_pix)
-    for _ in range(_MAX_BOX_FITS):
-        bw, bh = min(box, nx), min(box, ny)
-        # the box spans [c - b/2, c + b/2) about the peak; its quadrant x, y >= 0
-        quadrant = psf[cy : cy + bh - bh // 2, cx : cx + bw - bw // 2]  # (rows: north, cols: west)
-        sigma0 = estimate_pix / _FWHM_PER_SIGMA
-        a, b, c = _fit_quadrant(quadrant, sigma0)
-        qvals, qvecs = np.linalg.eigh(np.array([[a, b], [b, c]]))
-        if not (np.all(np.isfinite(qvals)) and qvals[0] > 0):
-            # no peak in some direction: a circular beam of the main lobe's area
-            fwhm_deg = lobe_fwhm_pix * cell_deg
-            return Beam(major_deg=fwhm_deg, minor_deg=fwhm_deg, pa_deg=0.0)
-        # covariance of the Gaussian = (2 q)^-1: its major axis is q's smallest eigenvalue
-        major_pix = _FWHM_PER_SIGMA * math.sqrt(0.5 / qvals[0])
-        minor_pix = _FWHM_PER_SIGMA * math.sqrt(0.5 / qvals[1])
-        large_enough = (major_pix * _BOX_SCALE * 0.8 < bw or bw >= nx) and (
-            major_pix * _BOX_SCALE * 0.8 < bh or bh >= ny
-        )
-        if large_enough:
-            break
-        box = _box_size(major_pix)
-        estimate_pix = max(major_pix, estimate_pix)
-    west, north = qvecs[:, 0]  # the major axis in (x, y) pixels: x grows to the west
-    pa_deg = math.degrees(math.atan2(-west, north)) % 180.0
-    return Beam(
-        major_deg=float(major_pix * cell_deg),
-        minor_deg=float(minor_pix * cell_deg),
-        pa_deg=float(pa_deg),
-    )
-
-
-#: Reach of :func:`beam_kernel` in standard deviations of the beam's major axis.
-KERNEL_SIGMAS = 6.0
-
-
-def common_beam(beams: list[Beam]) -> Beam:
-    """A beam for the whole cube: the channel beam of the largest area (CASA's simple choice)."""
-    return max(beams, key=lambda b: b.major_deg * b.minor_deg)
-
-
-def beam_kernel(beam: Beam, cell_rad: float, shape: tuple[int, int]) -> np.ndarray:
-    """The beam as an image of peak 1 centred at ``(ny/2, nx/2)``, FITS order.
-
-    Computed out to :data:`KERNEL_SIGMAS` standard deviations of the major axis (where the
-    Gaussian is below 2e-8 of its peak), zero beyond.
-    """
-    ny, nx = shape
-    cell_deg = np.degrees(cell_rad)
-    sa = beam.major_deg / cell_deg / _FWHM_PER_SIGMA
-    sb = beam.minor_deg / cell_deg / _FWHM_PER_SIGMA
-    reach = math.ceil(KERNEL_SIGMAS * max(sa, sb))
-    ry, rx = min(reach, ny // 2), min(reach, nx // 2)
-    y1, x1 = min(ny // 2 + ry + 1, ny), min(nx // 2 + rx + 1, nx)
-    north = np.arange(-ry, y1 - ny // 2, dtype=float)[:, np.newaxis]  # (h, 1)
-    east = -np.arange(-rx, x1 - nx // 2, dtype=float)[np.newaxis, :]  # (1, w)
-    pa = np.radians(beam.pa_deg)
-    along = east * np.sin(pa) + north * np.cos(pa)
-    across = east * np.cos(pa) - north * np.sin(pa)
-    out = np.zeros(shape)
-    out[ny // 2 - ry : y1, nx // 2 - rx : x1] = np.exp(
-        -0.5 * ((along / sa) ** 2 + (across / sb) ** 2)
-    )
-    return out
+__all__ = ["restore_channel"]
 
 
 def restore_channel(
     model: np.ndarray, residual: np.ndarray, beam: Beam, cell_rad: float
 ) -> np.ndarray:
-    """``model (*) beam + residual`` in Jy/beam for one channel ``(ny, nx)``."""
+    """``model (*) beam + residual`` in Jy/beam for one channel.
+
+    Parameters
+    ----------
+    model : numpy.ndarray
+        ``(ny, nx)`` clean components, Jy/pixel.
+    residual : numpy.ndarray
+        ``(ny, nx)`` residual image, Jy/beam.
+    beam : Beam
+        Clean beam, degrees.
+    cell_rad : float
+        Pixel size, radians.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ny, nx)`` float32 restored image, Jy/beam.
+    """
     ny, nx = model.shape
     kernel = beam_kernel(beam, cell_rad, (2 * ny, 2 * nx))  # (2ny, 2nx), centre (ny, nx)
     spec = np.fft.rfft2(np.fft.ifftshift(kernel)) * np.fft.rfft2(model, s=(2 * ny, 2 * nx))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skarim.beam import fwhm_to_sigma
+
 __all__ = ["SkyModel", "random_sky", "render_sky"]
 
 
@@ -97,8 +99,7 @@ def render_sky(sky: SkyModel, npix_x: int, npix_y: int, freq_hz: float) -> np.nd
             if 0 <= ix < npix_x and 0 <= iy < npix_y:
                 image[iy, ix] += scale[k]
             continue
-        sa = sky.major_pix[k] / (2 * np.sqrt(2 * np.log(2)))
-        sb = sky.minor_pix[k] / (2 * np.sqrt(2 * np.log(2)))
+        sa, sb = fwhm_to_sigma(sky.major_pix[k]), fwhm_to_sigma(sky.minor_pix[k])
         # east of north: north is +y, east is -x in FITS order
         dx, dy = -(xx - sky.x_pix[k]), yy - sky.y_pix[k]
         c, s = np.cos(sky.pa_rad[k]), np.sin(sky.pa_rad[k])

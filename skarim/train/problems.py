@@ -18,13 +18,13 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from skarim.metrics import psf_fwhm_pix
+from skarim.beam import fwhm_to_sigma, psf_fwhm_pix
+from skarim.constants import SPEED_OF_LIGHT_M_S
+from skarim.imaging.weighting import briggs_factors
 from skarim.sim.layouts import load_layout
 from skarim.sim.uvcoverage import hour_angles_rad, uvw_tracks_m
 
 __all__ = ["ProblemConfig", "ProblemBatch", "make_batch", "sampling_psf", "random_tile_sky"]
-
-C_M_S = 299792458.0
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,7 @@ def sampling_psf(
     if weighting == "uniform":
         grid = (counts > 0).astype(np.float64)
     elif weighting == "briggs":
-        f2 = (5.0 * 10.0 ** (-robust)) ** 2 / ((counts**2).sum() / counts.sum())
-        grid = counts / (1.0 + counts * f2)
+        grid = counts * briggs_factors(counts, counts.sum(), robust)
     else:
         grid = counts
     grid = grid.reshape(n, n)
@@ -153,7 +152,7 @@ def _gaussian_blob(shape: tuple[int, int], rng: np.random.Generator, fwhm_pix: f
     ny, nx = shape
     yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
     cx, cy = rng.uniform(0.1, 0.9) * nx, rng.uniform(0.1, 0.9) * ny
-    sa = fwhm_pix / 2.3548
+    sa = fwhm_to_sigma(fwhm_pix)
     sb = sa * rng.uniform(0.3, 1.0)
     th = rng.uniform(0, np.pi)
     dx, dy = xx - cx, yy - cy
@@ -221,7 +220,7 @@ def _random_psf(
     ha = hour_angles_rad(duration_s, duration_s / rng.integers(12, 48))
     uvw = uvw_tracks_m(layout, dec, ha).reshape(-1, 3)  # (nrow, 3)
     freq = rng.uniform(*cfg.freq_hz)
-    u, v = uvw[:, 0] * freq / C_M_S, uvw[:, 1] * freq / C_M_S
+    u, v = uvw[:, 0] * freq / SPEED_OF_LIGHT_M_S, uvw[:, 1] * freq / SPEED_OF_LIGHT_M_S
     uvmax = np.sqrt(u**2 + v**2).max()
     k = rng.uniform(*cfg.pixels_per_beam)
     cell = 1.0 / (k * uvmax)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skarim.beam import beam_area, fwhm_to_sigma
 from skarim.deconv.clean import hogbom, projected_gradient
 from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM, RIMConfig
@@ -135,7 +136,7 @@ def _smooth(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
     b, ny, nx = images.shape
     ky = torch.fft.fftfreq(2 * ny, device=images.device, dtype=images.dtype)[:, None]
     kx = torch.fft.rfftfreq(2 * nx, device=images.device, dtype=images.dtype)[None, :]
-    sig = (fwhm_pix / 2.3548).to(images.dtype).reshape(-1, 1, 1)
+    sig = fwhm_to_sigma(fwhm_pix).to(images.dtype).reshape(-1, 1, 1)
     kernel = torch.exp(-2 * np.pi**2 * sig**2 * (kx**2 + ky**2))  # (b, 2t, t+1)
     spec = torch.fft.rfft2(images, s=(2 * ny, 2 * nx)) * kernel
     return torch.fft.irfft2(spec, s=(2 * ny, 2 * nx))[:, :ny, :nx]
@@ -209,8 +210,8 @@ def _warm_starts(model: RIM, batch: ProblemBatch, fraction: float) -> torch.Tens
 def classical_baselines(batch: ProblemBatch) -> dict[str, dict[str, float]]:
     """Scores of the scaled dirty image, Hogbom CLEAN and projected gradient on a batch."""
     dirty, psf, sigma = batch.dirty.numpy(), batch.psf.numpy(), batch.sigma.numpy()
-    beam_area = 1.1331 * batch.beam_fwhm_pix.numpy() ** 2  # pixels per beam
-    scaled = dirty / beam_area[:, None, None]
+    pixels_per_beam = beam_area(batch.beam_fwhm_pix.numpy())  # (b,)
+    scaled = dirty / pixels_per_beam[:, None, None]
     clean = np.stack([hogbom(dirty[i], psf[i], float(sigma[i])) for i in range(len(dirty))])
     pgd = np.stack(
         [projected_gradient(dirty[i], psf[i], n_iter=30, damping=0.3) for i in range(len(dirty))]

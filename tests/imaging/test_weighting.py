@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from skarim.config import Weighting
+from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.errors import InputError
-from skarim.imaging.weighting import SPEED_OF_LIGHT_M_S, WeightGrid, padded_npix
+from skarim.imaging.weighting import WeightGrid, briggs_factors, padded_npix
 
 # A 64-pixel image, no padding, cells of 100 wavelengths; at this frequency 1 m = 1 wavelength.
 NPIX = 64
@@ -267,3 +268,11 @@ def test_matches_wsclean_weight_grid_on_a_real_ms(evla_ms):
         np.testing.assert_allclose(factors.ravel()[ref["cell"]], ref[name], rtol=1e-6)
         inside = grid.imaging_weights(uvw_m, freq_hz, weight) > 0
         assert 0.9 < inside[weight > 0].mean() < 0.99
+
+
+@pytest.mark.parametrize("robust", [-2.0, 0.0, 0.5])
+def test_briggs_factors_follow_the_briggs_formula(robust):
+    cells = np.array([0.0, 1.0, 3.0, 10.0])
+    f2 = (5.0 * 10.0**-robust) ** 2 / (np.sum(cells**2) / 20.0)
+    expected = 1.0 / (1.0 + cells * f2)
+    np.testing.assert_allclose(briggs_factors(cells, 20.0, robust), expected, rtol=1e-14)

@@ -18,8 +18,9 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import skarim
+from skarim.beam import Beam
 from skarim.errors import InputError
-from skarim.io.fits import Beam, read_cube, write_cube
+from skarim.io.fits import read_cube, write_cube
 from skarim.io.wcs import ImageWCS
 
 NX, NY, NCHAN = 32, 24, 3
@@ -214,19 +215,6 @@ def test_rejects_data_of_the_wrong_shape_or_type(tmp_path, wcs, cube):
     with pytest.raises(InputError, match="cannot be converted to float32"):
         write_cube(tmp_path / "o.fits", np.full((NCHAN, NY, NX), "a"), wcs, bunit="JY/BEAM")
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("major", "minor", "pa", "match"),
-    [
-        (1e-3, 2e-3, 0.0, "0 < minor <= major"),
-        (1e-3, 0.0, 0.0, "0 < minor <= major"),
-        (float("nan"), 1e-3, 0.0, "finite"),
-    ],
-)
-def test_beam_rejects_impossible_shapes(major, minor, pa, match):
-    with pytest.raises(InputError, match=match):
-        Beam(major, minor, pa)
 
 
 def test_read_cube_rejects_a_plain_image(tmp_path):

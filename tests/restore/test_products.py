@@ -19,6 +19,7 @@ from astropy.wcs import WCS
 from msfactory import point_source_vis, random_uvw_m, write_stokes_i_ms
 
 import skarim
+from skarim.beam import Beam, beam_kernel, common_beam, fit_beam
 from skarim.config import (
     ClusterConfig,
     ClusterKind,
@@ -30,9 +31,7 @@ from skarim.config import (
     Weighting,
 )
 from skarim.errors import InputError
-from skarim.io.fits import Beam
 from skarim.restore.products import channel_beams, mfs_weights, write_products
-from skarim.restore.restore import beam_kernel, common_beam, fit_beam
 from skarim.run.pipeline import run_imaging
 from skarim.run.store import RunStore
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.errors import InputError
 from skarim.io.fits import read_cube
 from skarim.sim.layouts import load_layout
 from skarim.sim.simulate import SimulateConfig, SimulationResult, load_simulate_config, simulate
 
-C_M_S = 299792458.0
 SMALL = {"max_antennas": 6, "npix": 64, "nchan": 2, "duration_h": 1.0, "integration_s": 600.0}
 
 
@@ -47,7 +47,7 @@ def _direct_dft(truth: np.ndarray, uvw_m: np.ndarray, freq_hz: float, cell_rad: 
     l_rad = -(jx - npix / 2) * cell_rad
     m_rad = (jy - npix / 2) * cell_rad
     n = np.sqrt(1 - l_rad**2 - m_rad**2)
-    u, v, w = (uvw_m * freq_hz / C_M_S).T[:, :, None]  # (nrow, 1) each, wavelengths
+    u, v, w = (uvw_m * freq_hz / SPEED_OF_LIGHT_M_S).T[:, :, None]  # (nrow, 1) each, wavelengths
     phase = u * l_rad + v * m_rad + w * (n - 1)  # (nrow, npixel)
     return (flux * np.exp(2j * np.pi * phase)).sum(axis=1)
 
