@@ -9,8 +9,8 @@ carry the parent's from before ``exec``) before the grid stage (imports, the Mea
 opened, the store created) and after it, and the wall time of the stage.
 
 The memory the grid stage adds is bounded by the read chunk (``ReadConfig.chunk_mb``) plus
-the accumulators of one batch of output channels (:func:`skarim.imaging.grid.accumulator_bytes`
-times :func:`skarim.imaging.grid.groups_per_batch`) plus ducc0's working memory. A Measurement Set
+the accumulators of one batch of output channels (:func:`skarim.imaging.plan.accumulator_bytes`
+times :func:`skarim.imaging.plan.groups_per_batch`) plus ducc0's working memory. A Measurement Set
 smaller than a chunk stays below that bound; one of two or more full chunks reaches it (the
 Stokes I arrays of one chunk are still held while the next is read), and longer ones do not
 go past it. Prints a table and, per chunk size, each observation's rows and peak RSS relative
@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.imaging.grid import accumulator_bytes, channel_groups, grid_channels, groups_per_batch
-from skarim.io.ms_read import open_ms
+from skarim.imaging.grid import grid_channels
+from skarim.imaging.plan import accumulator_bytes, channel_groups, groups_per_batch
+from skarim.io.ms_meta import open_ms
 from skarim.run.pipeline import open_run_store
 from skarim.sim.simulate import SimulateConfig, simulate
 

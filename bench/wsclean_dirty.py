@@ -46,10 +46,12 @@ from casacore import tables
 import skarim.imaging.grid
 from skarim import __version__
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.imaging.grid import channel_groups, grid_channels
+from skarim.imaging.grid import grid_channels
+from skarim.imaging.plan import channel_groups
 from skarim.imaging.weighting import WeightGrid
 from skarim.imaging.wgridder import Block, block_centre_rad
-from skarim.io.ms_read import iter_chunks, open_ms
+from skarim.io.ms_meta import open_ms
+from skarim.io.ms_read import iter_chunks
 from skarim.run.pipeline import open_run_store, run_imaging
 from skarim.sim.simulate import SimulateConfig, simulate
 

@@ -15,10 +15,11 @@ batch reads the Measurement Set once per pass, for all its channels together:
 
 When the whole selection fits in one chunk it is read once and kept for every pass of the
 batch. A facet is a block of whole tiles no larger than ``GridConfig.facet_pix`` on a side,
-and a batch holds as many output channels as :func:`groups_per_batch` allows within
-``GridConfig.memory_budget_mb``, so the memory of a task follows the facet, the weight grid,
-the batch and the chunk, never the Measurement Set. Dirty images are ``A^H (w V) / sum(w)``
-in Jy/beam; the PSF is normalised to a peak of 1.
+and a batch holds as many output channels as
+:func:`~skarim.imaging.plan.groups_per_batch` allows within ``GridConfig.memory_budget_mb``,
+so the memory of a task follows the facet, the weight grid, the batch and the chunk, never
+the Measurement Set. Dirty images are ``A^H (w V) / sum(w)`` in Jy/beam; the PSF is
+normalised to a peak of 1.
 """
 
 from __future__ import annotations
@@ -31,143 +32,28 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from skarim.config import GridConfig, ReadConfig, Weighting
-from skarim.imaging.weighting import WeightGrid, padded_npix
+from skarim.imaging.plan import (
+    WEIGHT_PADDING,
+    ChannelGroup,
+    FacetPlan,
+    groups_per_batch,
+    plan_facets,
+)
+from skarim.imaging.weighting import WeightGrid
 from skarim.imaging.wgridder import Block, vis_to_image
-from skarim.io.ms_read import MSMeta, Precision, VisChunk, iter_chunks, open_ms
-from skarim.run.store import RunStore
+from skarim.io.ms_meta import MSMeta, open_ms
+from skarim.io.ms_read import Precision, VisChunk, iter_chunks
+from skarim.io.store import RunStore
 
 __all__ = [
     "HELD_BATCHES",
-    "held_batch",
-    "hold_batch",
     "ChannelBatch",
-    "ChannelGroup",
-    "FacetPlan",
-    "accumulator_bytes",
-    "channel_groups",
     "grid_channel",
     "grid_channels",
-    "groups_per_batch",
-    "plan_facets",
+    "held_batch",
+    "hold_batch",
     "weighting_pass",
 ]
-
-_WEIGHT_PADDING = 1.2
-"""WSClean's default ``-padding``: the weight grid is the padded image."""
-
-
-@dataclass(frozen=True)
-class ChannelGroup:
-    """Input channels ``[start, stop)`` (within the read selection) of one output channel."""
-
-    index: int
-    start: int
-    stop: int
-
-
-@dataclass(frozen=True)
-class FacetPlan:
-    """A facet: tiles ``[ty0:ty1, tx0:tx1]`` gridded by one ducc0 call per row chunk."""
-
-    ty0: int
-    ty1: int
-    tx0: int
-    tx1: int
-
-    def block(self, cfg: GridConfig) -> Block:
-        """The facet as a FITS-order block of the full image."""
-        t = cfg.tile
-        return Block(
-            cfg.npix_x,
-            cfg.npix_y,
-            self.tx0 * t,
-            self.ty0 * t,
-            (self.tx1 - self.tx0) * t,
-            (self.ty1 - self.ty0) * t,
-            cfg.cell_rad,
-        )
-
-
-def channel_groups(nchan: int, channels_out: int) -> list[ChannelGroup]:
-    """Split ``nchan`` input channels into ``channels_out`` contiguous groups (as WSClean)."""
-    if channels_out > nchan:
-        from skarim.errors import InputError
-
-        raise InputError(f"--channels-out {channels_out} exceeds the {nchan} selected channels")
-    edges = np.linspace(0, nchan, channels_out + 1).round().astype(int)
-    return [ChannelGroup(i, int(edges[i]), int(edges[i + 1])) for i in range(channels_out)]
-
-
-def plan_facets(cfg: GridConfig) -> list[FacetPlan]:
-    """Cover the tile grid with facets of at most ``facet_pix`` pixels a side."""
-    per = max(1, cfg.facet_pix // cfg.tile)
-    return [
-        FacetPlan(ty, min(ty + per, cfg.ntile_y), tx, min(tx + per, cfg.ntile_x))
-        for ty in range(0, cfg.ntile_y, per)
-        for tx in range(0, cfg.ntile_x, per)
-    ]
-
-
-def accumulator_bytes(cfg: GridConfig) -> int:
-    """Bytes of the float64 accumulators one output channel holds while its batch is gridded.
-
-    The largest facet's image, the ``2 tile x 2 tile`` PSF and the half-plane weight grid
-    (:class:`~skarim.imaging.weighting.WeightGrid`). The read chunk and ducc0's working memory are
-    shared by the batch and not counted here.
-
-    Parameters
-    ----------
-    cfg : GridConfig
-        Geometry of the image and its facets.
-
-    Returns
-    -------
-    int
-        Bytes.
-
-    Examples
-    --------
-    >>> cfg = GridConfig(npix_x=1024, npix_y=1024, cell_rad=7e-6)
-    >>> accumulator_bytes(cfg) / 2**20  # 1024^2 facet, 512^2 PSF, 616 x 1232 weight grid
-    15.7900390625
-    """
-    side = max(1, cfg.facet_pix // cfg.tile) * cfg.tile
-    facet = min(side, cfg.npix_y) * min(side, cfg.npix_x)
-    psf = (2 * cfg.tile) ** 2
-    weights = (
-        padded_npix(cfg.npix_y, _WEIGHT_PADDING) // 2 * padded_npix(cfg.npix_x, _WEIGHT_PADDING)
-    )
-    return 8 * (facet + psf + weights)
-
-
-def groups_per_batch(cfg: GridConfig) -> int:
-    """Output channels gridded together, with one read of the Measurement Set per pass.
-
-    As many as fit in ``cfg.memory_budget_mb`` at :func:`accumulator_bytes` each, at least
-    one (even when one channel alone exceeds the budget) and at most ``cfg.channels_out``.
-
-    Parameters
-    ----------
-    cfg : GridConfig
-        Geometry, ``channels_out`` and ``memory_budget_mb``.
-
-    Returns
-    -------
-    int
-        Output channels per batch.
-
-    Examples
-    --------
-    >>> cfg = GridConfig(npix_x=1024, npix_y=1024, cell_rad=7e-6, channels_out=16)
-    >>> groups_per_batch(cfg)  # 2048 MiB holds all 16
-    16
-    >>> groups_per_batch(cfg.model_copy(update={"memory_budget_mb": 64}))
-    4
-    >>> groups_per_batch(cfg.model_copy(update={"memory_budget_mb": 1}))
-    1
-    """
-    fit = cfg.memory_budget_mb * 2**20 // accumulator_bytes(cfg)
-    return int(min(cfg.channels_out, max(1, fit)))
 
 
 @dataclass(eq=False)
@@ -245,7 +131,7 @@ def weighting_pass(
     Parameters
     ----------
     meta : MSMeta
-        The run's selection, from :func:`skarim.io.ms_read.open_ms` with ``read``.
+        The run's selection, from :func:`skarim.io.ms_meta.open_ms` with ``read``.
     read : ReadConfig
         Read selection of the whole run; the groups' channels are taken from it.
     cfg : GridConfig
@@ -275,7 +161,7 @@ def weighting_pass(
                 cell_rad=cfg.cell_rad,
                 weighting=cfg.weighting,
                 robust=cfg.robust,
-                padding=_WEIGHT_PADDING,
+                padding=WEIGHT_PADDING,
             )
             for _ in groups
         ],
@@ -305,7 +191,7 @@ def _batch_key(meta: MSMeta, read: ReadConfig, cfg: GridConfig, groups: list[Cha
         [
             meta.fingerprint,
             read.model_dump(mode="json"),
-            cfg.model_dump(mode="json", exclude={"nthreads"}),
+            cfg.model_dump(mode="json"),
             [g.index for g in groups],
         ],
         sort_keys=True,
@@ -336,13 +222,14 @@ def grid_channels(
     read: ReadConfig,
     cfg: GridConfig,
     groups: list[ChannelGroup],
+    nthreads: int = 1,
     on_tiles: Callable[[int], None] = lambda n: None,
 ) -> dict[str, int]:
     """Grid output channels into the store, reading the Measurement Set once per pass.
 
     Channels and facets already done are skipped; the rest are gridded in batches of
-    :func:`groups_per_batch` channels, each batch with one weighting pass and one imaging
-    pass per facet over the Measurement Set.
+    :func:`~skarim.imaging.plan.groups_per_batch` channels, each batch with one weighting
+    pass and one imaging pass per facet over the Measurement Set.
 
     Parameters
     ----------
@@ -354,6 +241,8 @@ def grid_channels(
         Geometry, weighting, accuracy and memory budget.
     groups : list of ChannelGroup
         The output channels (consecutive ones share reads best).
+    nthreads : int
+        Threads handed to ducc0.
     on_tiles : callable
         Called with the number of tiles written after each (channel, facet) (progress).
 
@@ -381,7 +270,7 @@ def grid_channels(
     per = groups_per_batch(cfg)
     for i in range(0, len(active), per):
         batch = weighting_pass(meta, read, cfg, active[i : i + per])  # counts NaN/inf
-        stats = _grid_batch(store, cfg, batch, todo, on_tiles)
+        stats = _grid_batch(store, cfg, batch, todo, nthreads, on_tiles)
         hold_batch(meta, read, cfg, batch)  # for the first residual
         totals = {key: totals[key] + stats[key] for key in totals}
     return totals
@@ -392,6 +281,7 @@ def _grid_batch(
     cfg: GridConfig,
     batch: ChannelBatch,
     todo: dict[int, list[FacetPlan]],
+    nthreads: int,
     on_tiles: Callable[[int], None],
 ) -> dict[str, int]:
     """Imaging passes of one weighted batch: one per facet that any of its channels lacks."""
@@ -419,9 +309,10 @@ def _grid_batch(
             for k in members:
                 freq_hz, vis, w = batch.group_data(chunk, k)
                 sumwt[k] += float(w.sum(dtype=np.float64))
-                images[k] += _image(cfg, chunk.uvw_m, freq_hz, vis, w, block)
+                images[k] += _image(cfg, chunk.uvw_m, freq_hz, vis, w, block, nthreads)
                 if k in psfs:
-                    psfs[k] += _image(cfg, chunk.uvw_m, freq_hz, np.ones_like(vis), w, psf_block)
+                    ones = np.ones_like(vis)
+                    psfs[k] += _image(cfg, chunk.uvw_m, freq_hz, ones, w, psf_block, nthreads)
         uncounted.difference_update(count)
         for k in members:
             index = groups[k].index
@@ -447,8 +338,9 @@ def _image(
     vis: np.ndarray,
     weight: np.ndarray,
     block: Block,
+    nthreads: int,
 ) -> np.ndarray:
-    """Unnormalised image of one chunk on a block, with the run's accuracy and threads."""
+    """Unnormalised image of one chunk on a block, with the run's accuracy."""
     return vis_to_image(
         uvw_m=uvw_m,
         freq_hz=freq_hz,
@@ -456,7 +348,7 @@ def _image(
         weight=weight,
         block=block,
         epsilon=cfg.epsilon,
-        nthreads=cfg.nthreads,
+        nthreads=nthreads,
     )
 
 
@@ -465,6 +357,7 @@ def grid_channel(
     read: ReadConfig,
     cfg: GridConfig,
     group: ChannelGroup,
+    nthreads: int = 1,
     on_tiles: Callable[[int], None] = lambda n: None,
 ) -> dict[str, int]:
     """Grid one output channel into the store, skipping facets already done.
@@ -478,4 +371,4 @@ def grid_channel(
         (1 when the channel's sum of weights is positive, 0 when it is not or when the
         channel was already complete and nothing was read).
     """
-    return grid_channels(store, read, cfg, [group], on_tiles=on_tiles)
+    return grid_channels(store, read, cfg, [group], nthreads, on_tiles)

@@ -1,7 +1,7 @@
 """Exact residuals for major cycles: model -> visibilities with ducc0 -> residual image.
 
 For a batch of output channels read together (:func:`skarim.imaging.grid.weighting_pass`, at
-most :func:`skarim.imaging.grid.groups_per_batch` of them; a batch this process read whole
+most :func:`skarim.imaging.plan.groups_per_batch` of them; a batch this process read whole
 before is taken from memory, :func:`skarim.imaging.grid.held_batch`), every row chunk of the
 Measurement Set is predicted from each channel's model (``ducc0`` ``dirty2vis`` facet by
 facet, with the same w-gridding and offsets as imaging), subtracted from the data, and imaged
@@ -15,17 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from skarim.config import GridConfig, ReadConfig
-from skarim.imaging.grid import (
-    ChannelBatch,
-    ChannelGroup,
-    groups_per_batch,
-    held_batch,
-    hold_batch,
-    plan_facets,
-)
+from skarim.imaging.grid import ChannelBatch, held_batch, hold_batch
+from skarim.imaging.plan import ChannelGroup, groups_per_batch, plan_facets
 from skarim.imaging.wgridder import Block, image_to_vis, vis_to_image
-from skarim.io.ms_read import VisChunk, open_ms
-from skarim.run.store import RunStore
+from skarim.io.ms_meta import open_ms
+from skarim.io.ms_read import VisChunk
+from skarim.io.store import RunStore
 
 __all__ = ["residual_channel", "residual_channels"]
 
@@ -37,6 +32,7 @@ def residual_channels(
     groups: list[ChannelGroup],
     model: str = "model",
     out: str = "residual",
+    nthreads: int = 1,
 ) -> list[dict[str, float]]:
     """Write the exact residuals of the store's current models for several output channels.
 
@@ -52,10 +48,12 @@ def residual_channels(
         The output channels (consecutive ones share reads best).
     model : str
         The store's array holding the models: ``model``, or ``model_next`` for a major
-        cycle's candidate (:func:`skarim.deconv.cycles.finish_cycle`).
+        cycle's candidate (:func:`skarim.deconv.major_cycle.finish_cycle`).
     out : str
         The store's array the residuals go to: ``residual``, or ``residual_next`` for the
         candidate's.
+    nthreads : int
+        Threads handed to ducc0.
 
     Returns
     -------
@@ -67,13 +65,13 @@ def residual_channels(
     stats: list[dict[str, float]] = []
     for i in range(0, len(groups), per):
         batch = held_batch(meta, read, cfg, groups[i : i + per])
-        stats += _residual_batch(store, cfg, batch, model, out)
+        stats += _residual_batch(store, cfg, batch, model, out, nthreads)
         hold_batch(meta, read, cfg, batch)
     return stats
 
 
 def residual_channel(
-    store: RunStore, read: ReadConfig, cfg: GridConfig, group: ChannelGroup
+    store: RunStore, read: ReadConfig, cfg: GridConfig, group: ChannelGroup, nthreads: int = 1
 ) -> dict[str, float]:
     """Write the exact residual of the store's current model for one output channel.
 
@@ -84,11 +82,16 @@ def residual_channel(
     dict
         ``rms`` of the residual (Jy/beam) and ``flux`` of the model (Jy).
     """
-    return residual_channels(store, read, cfg, [group])[0]
+    return residual_channels(store, read, cfg, [group], nthreads=nthreads)[0]
 
 
 def _residual_batch(
-    store: RunStore, cfg: GridConfig, batch: ChannelBatch, model_name: str, out: str
+    store: RunStore,
+    cfg: GridConfig,
+    batch: ChannelBatch,
+    model_name: str,
+    out: str,
+    nthreads: int,
 ) -> list[dict[str, float]]:
     """One imaging pass per facet, every channel of the batch from the same chunks."""
     blocks = [f.block(cfg) for f in plan_facets(cfg)]
@@ -101,7 +104,9 @@ def _residual_batch(
         for chunk in batch.chunks():
             for k, group in enumerate(groups):
                 freq_hz, vis, w = batch.group_data(chunk, k)  # vis may be the chunk's own
-                predicted = _predict(store, cfg, model_name, group.index, chunk, freq_hz, blocks)
+                predicted = _predict(
+                    store, cfg, model_name, group.index, chunk, freq_hz, blocks, nthreads
+                )
                 images[k] += vis_to_image(
                     uvw_m=chunk.uvw_m,
                     freq_hz=freq_hz,
@@ -109,7 +114,7 @@ def _residual_batch(
                     weight=w,
                     block=block,
                     epsilon=cfg.epsilon,
-                    nthreads=cfg.nthreads,
+                    nthreads=nthreads,
                 )
         for k, group in enumerate(groups):
             image = images[k]
@@ -138,6 +143,7 @@ def _predict(
     chunk: VisChunk,
     freq_hz: np.ndarray,
     blocks: list[Block],
+    nthreads: int,
 ) -> np.ndarray:
     """``(n, nchan)`` visibilities of one output channel's model, summed over its facets."""
     real = np.float64 if cfg.double_precision else np.float32
@@ -153,6 +159,6 @@ def _predict(
                 image=m.astype(real),
                 block=src,
                 epsilon=cfg.epsilon,
-                nthreads=cfg.nthreads,
+                nthreads=nthreads,
             )
     return predicted

@@ -1,8 +1,9 @@
 """``skarim info MS``: what a Measurement Set holds, and an image geometry to start from.
 
-:func:`summarise_ms` reads the subtables and streams the main table's ``UVW``, ``ANTENNA1``,
-``ANTENNA2`` and ``TIME`` columns in chunks (memory does not grow with the Measurement Set);
-:func:`format_summary` turns the result into text for a terminal.
+:func:`summarise_ms` reads the subtables (:mod:`skarim.io.ms_tables`) and streams the main
+table's ``UVW``, ``ANTENNA1``, ``ANTENNA2`` and ``TIME`` columns in chunks (memory does not
+grow with the Measurement Set); :func:`format_summary` turns the result into text for a
+terminal.
 
 The suggested geometry follows the rules of thumb WSClean users image with:
 
@@ -22,12 +23,20 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-from astropy.constants import c as speed_of_light
 from astropy.coordinates import Latitude, Longitude
 from astropy.time import Time
 from casacore import tables
 
-from skarim.io.ms_read import CORR_TYPE_NAMES, feed_type, open_ms_table, telescope_name
+from skarim.constants import SPEED_OF_LIGHT_M_S
+from skarim.io.correlations import feed_type
+from skarim.io.ms_tables import (
+    open_ms_table,
+    read_antennas,
+    read_fields,
+    read_polarizations,
+    read_spectral_windows,
+    telescope_name,
+)
 
 __all__ = [
     "FieldSummary",
@@ -37,7 +46,6 @@ __all__ = [
     "summarise_ms",
 ]
 
-_C_M_S = float(speed_of_light.to_value(u.m / u.s))
 _CHUNK_ROWS = 100_000
 _NPIX_MULTIPLE = 256
 _PIXELS_PER_BEAM = 4
@@ -176,17 +184,28 @@ def summarise_ms(path: Path) -> MSSummary:
     with open_ms_table(path) as ms:
         scan = _scan_main_table(ms)
         nrow = ms.nrows()
-    antenna_names, min_dish_m = _antennas(path)
-    spws = _spws(path)
-    corr_types = _corr_types(path)
+    antenna_names, dish_diameter_m = read_antennas(path)
+    positive_m = dish_diameter_m[dish_diameter_m > 0]
+    min_dish_m = float(positive_m.min()) if positive_m.size else None
+    spws = tuple(
+        SpwSummary(
+            spw=i,
+            nchan=int(freq_hz.size),
+            freq_min_hz=float(freq_hz.min()),
+            freq_max_hz=float(freq_hz.max()),
+            chan_width_hz=float(width_hz[0]),
+        )
+        for i, (freq_hz, width_hz) in enumerate(read_spectral_windows(path))
+    )
+    corr_types = read_polarizations(path)
     cell_rad = npix = None
     max_uv_wavelengths = 0.0
     if spws and scan.max_uv_m > 0:
         freq_max_hz = max(w.freq_max_hz for w in spws)
-        max_uv_wavelengths = scan.max_uv_m * freq_max_hz / _C_M_S
+        max_uv_wavelengths = scan.max_uv_m * freq_max_hz / SPEED_OF_LIGHT_M_S
         cell_rad = 1.0 / (_PIXELS_PER_BEAM * max_uv_wavelengths)
         if min_dish_m is not None:
-            wavelength_max_m = _C_M_S / min(w.freq_min_hz for w in spws)
+            wavelength_max_m = SPEED_OF_LIGHT_M_S / min(w.freq_min_hz for w in spws)
             fwhm_rad = _PRIMARY_BEAM_FACTOR * wavelength_max_m / min_dish_m
             side_pix = _FOV_PER_PRIMARY_BEAM * fwhm_rad / cell_rad
             npix = int(np.ceil(side_pix / _NPIX_MULTIPLE)) * _NPIX_MULTIPLE
@@ -201,7 +220,10 @@ def summarise_ms(path: Path) -> MSSummary:
         spws=spws,
         feeds=tuple(feed_type(c) or "unknown" for c in corr_types),
         corr_types=corr_types,
-        fields=_fields(path),
+        fields=tuple(
+            FieldSummary(field_id=i, name=name, ra_rad=ra_rad, dec_rad=dec_rad)
+            for i, (name, (ra_rad, dec_rad)) in enumerate(read_fields(path))
+        ),
         time_start_s=scan.time_start_s,
         time_end_s=scan.time_end_s,
         time_span_s=scan.time_end_s - scan.time_start_s,
@@ -322,61 +344,3 @@ def _scan_main_table(ms: tables.table) -> _Scan:
         n_autocorr_rows=n_autocorr_rows,
         nant_with_data=len(antennas),
     )
-
-
-def _subtable(path: Path, name: str) -> tables.table:
-    """A subtable of the Measurement Set, opened read-only."""
-    return tables.table(str(path / name), readonly=True, ack=False)
-
-
-def _antennas(path: Path) -> tuple[tuple[str, ...], float | None]:
-    """Antenna names and the smallest dish diameter > 0 in metres (None if there is none)."""
-    with _subtable(path, "ANTENNA") as ant:
-        if ant.nrows() == 0:
-            return (), None
-        names = tuple(str(n) for n in ant.getcol("NAME"))
-        dish_m = ant.getcol("DISH_DIAMETER")
-    positive = dish_m[dish_m > 0]
-    return names, (float(positive.min()) if positive.size else None)
-
-
-def _spws(path: Path) -> tuple[SpwSummary, ...]:
-    with _subtable(path, "SPECTRAL_WINDOW") as spw:
-        out = []
-        for i in range(spw.nrows()):
-            freq_hz = spw.getcell("CHAN_FREQ", i)
-            width_hz = spw.getcell("CHAN_WIDTH", i)
-            out.append(
-                SpwSummary(
-                    spw=i,
-                    nchan=int(freq_hz.size),
-                    freq_min_hz=float(freq_hz.min()),
-                    freq_max_hz=float(freq_hz.max()),
-                    chan_width_hz=float(width_hz[0]),
-                )
-            )
-    return tuple(out)
-
-
-def _corr_types(path: Path) -> tuple[tuple[str, ...], ...]:
-    with _subtable(path, "POLARIZATION") as pol:
-        return tuple(
-            tuple(CORR_TYPE_NAMES.get(int(c), str(c)) for c in pol.getcell("CORR_TYPE", i))
-            for i in range(pol.nrows())
-        )
-
-
-def _fields(path: Path) -> tuple[FieldSummary, ...]:
-    with _subtable(path, "FIELD") as field:
-        out = []
-        for i in range(field.nrows()):
-            phase_dir = field.getcell("PHASE_DIR", i)  # (npoly + 1, 2)
-            out.append(
-                FieldSummary(
-                    field_id=i,
-                    name=str(field.getcell("NAME", i)),
-                    ra_rad=float(phase_dir[0, 0]),
-                    dec_rad=float(phase_dir[0, 1]),
-                )
-            )
-    return tuple(out)

@@ -2,9 +2,10 @@
 
 Used by ``skarim simulate`` and by the tests, which build their own small Measurement Sets.
 The main table holds fixed-shape ``DATA``/``FLAG`` columns (``[nchan, ncorr]`` per row) in
-tiled storage; the subtables hold what imagers read (ANTENNA, SPECTRAL_WINDOW,
-POLARIZATION, DATA_DESCRIPTION, FIELD, OBSERVATION, FEED, PROCESSOR). STATE, SOURCE,
-POINTING, FLAG_CMD and HISTORY stay empty (``STATE_ID = -1``).
+tiled storage (:mod:`skarim.io.ms_write_columns`); the subtables hold what imagers read
+(ANTENNA, SPECTRAL_WINDOW, POLARIZATION, DATA_DESCRIPTION, FIELD, OBSERVATION, FEED,
+PROCESSOR: :mod:`skarim.io.ms_write_subtables`). STATE, SOURCE, POINTING, FLAG_CMD and
+HISTORY stay empty (``STATE_ID = -1``).
 
 The set is built under ``<path>.tmp`` and renamed to ``path`` only once it is complete, so
 a crash never leaves a half-written set under the final name.
@@ -21,36 +22,18 @@ import casacore.tables as pt
 import numpy as np
 
 from skarim.errors import InputError
+from skarim.io.correlations import CORR_PRODUCT_CODES, product_feed
+from skarim.io.ms_write_columns import STORED_DTYPES, MainColumn, main_table_desc, put_rows
+from skarim.io.ms_write_subtables import fill_subtables
 
-__all__ = ["STOKES_CODES", "SpectralWindow", "write_ms"]
+__all__ = ["SpectralWindow", "write_ms"]
 
-STOKES_CODES = {"RR": 5, "RL": 6, "LR": 7, "LL": 8, "XX": 9, "XY": 10, "YX": 11, "YY": 12}
-"""casacore ``Stokes::StokesTypes`` codes of the correlation products (``CORR_TYPE``)."""
-
-_RECEPTOR_INDEX = {"X": 0, "Y": 1, "R": 0, "L": 1}
-_FEED_RECEPTORS = {"linear": ("X", "Y"), "circular": ("R", "L")}
-_RECEPTOR_ANGLE_RAD = {"linear": (0.0, np.pi / 2), "circular": (0.0, 0.0)}
-_TILE_BYTES = 1 << 20  # bytes per tile of the tiled columns
-_CHUNK_BYTES = 1 << 26  # bytes of visibilities per putcol
 # main-table columns filled here, which extra_columns may not replace
 _WRITTEN_COLUMNS = frozenset(
     "UVW FLAG FLAG_CATEGORY WEIGHT SIGMA ANTENNA1 ANTENNA2 ARRAY_ID DATA_DESC_ID EXPOSURE "
     "FEED1 FEED2 FIELD_ID FLAG_ROW INTERVAL OBSERVATION_ID PROCESSOR_ID SCAN_NUMBER STATE_ID "
     "TIME TIME_CENTROID DATA WEIGHT_SPECTRUM".split()
 )
-# dtype given -> dtype stored, and the casacore value type of the stored dtype
-_STORED_DTYPES = {np.dtype(np.int64): np.dtype(np.int32)} | {
-    np.dtype(t): np.dtype(t)
-    for t in (np.complex64, np.complex128, np.float32, np.float64, np.int32, np.bool_)
-}
-_CASA_VALUE_TYPES = {
-    np.dtype(np.complex64): "complex",
-    np.dtype(np.complex128): "dcomplex",
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.int32): "int",
-    np.dtype(np.bool_): "boolean",
-}
 
 
 @dataclass(frozen=True)
@@ -67,26 +50,6 @@ class SpectralWindow:
 
     freq_hz: np.ndarray
     width_hz: float
-
-
-@dataclass(frozen=True)
-class _Column:
-    """A main-table column: the caller's rows (None: all zero), stored dtype, cell shape."""
-
-    values: np.ndarray | None
-    dtype: np.dtype
-    zero_cell: tuple[int, ...] = ()
-
-    @property
-    def cell(self) -> tuple[int, ...]:
-        """Shape of one row's cell (``()`` for a scalar column)."""
-        return self.zero_cell if self.values is None else tuple(np.shape(self.values)[1:])
-
-    def rows(self, sl: slice) -> np.ndarray:
-        """The rows ``sl`` converted to the stored dtype."""
-        if self.values is None:
-            return np.zeros((sl.stop - sl.start, *self.zero_cell), dtype=self.dtype)
-        return np.ascontiguousarray(self.values[sl], dtype=self.dtype)
 
 
 def write_ms(
@@ -141,8 +104,9 @@ def write_ms(
     data : numpy.ndarray
         ``(nrow, nchan, ncorr)`` complex visibilities in Jy (stored as complex64).
     corr_types : sequence of str
-        ``ncorr`` correlation products in ``data``'s order, keys of :data:`STOKES_CODES`, all
-        linear (``XX``...) or all circular (``RR``...), e.g. ``("XX", "XY", "YX", "YY")``.
+        ``ncorr`` correlation products in ``data``'s order, keys of
+        :data:`~skarim.io.correlations.CORR_PRODUCT_CODES`, all linear (``XX``...) or all
+        circular (``RR``...), e.g. ``("XX", "XY", "YX", "YY")``.
     weight : numpy.ndarray
         ``(nrow, ncorr)`` non-negative weights, 1/Jy^2 (``WEIGHT``); ``SIGMA`` is written as
         ``1 / sqrt(weight)`` in Jy, infinite where the weight is 0.
@@ -209,18 +173,18 @@ def write_ms(
     }
     cube = (nrow, nchan, ncorr)
     columns = {
-        "DATA": _Column(data, np.dtype(np.complex64)),
-        "FLAG": _Column(flag, np.dtype(np.bool_), cube[1:]),
+        "DATA": MainColumn(data, np.dtype(np.complex64)),
+        "FLAG": MainColumn(flag, np.dtype(np.bool_), cube[1:]),
     }
     if weight_spectrum is not None:
-        columns["WEIGHT_SPECTRUM"] = _Column(weight_spectrum, np.dtype(np.float32))
+        columns["WEIGHT_SPECTRUM"] = MainColumn(weight_spectrum, np.dtype(np.float32))
     for name, values in (extra_columns or {}).items():
         if name in _WRITTEN_COLUMNS or not name.isupper() or not name.isidentifier():
             raise InputError(f"extra column name {name!r} is not a free upper-case column name")
         dtype = np.asarray(values[:0]).dtype
-        if dtype not in _STORED_DTYPES:
+        if dtype not in STORED_DTYPES:
             raise InputError(f"extra column {name} has unsupported dtype {dtype}")
-        columns[name] = _Column(values, _STORED_DTYPES[dtype])
+        columns[name] = MainColumn(values, STORED_DTYPES[dtype])
     for name, column in columns.items():
         if column.values is not None and np.shape(column.values)[:1] != (nrow,):
             raise InputError(f"{name} has shape {np.shape(column.values)}, expected {nrow} rows")
@@ -238,18 +202,23 @@ def write_ms(
     if tmp.exists():
         shutil.rmtree(tmp)  # left by a crashed write
     try:
-        with pt.default_ms(str(tmp), *_main_desc(columns, nrow, ncorr)) as ms:
+        with pt.default_ms(str(tmp), *main_table_desc(columns, nrow, ncorr)) as ms:
             ms.addrows(nrow)
-            _put_rows(ms, rows, columns, exposure_s)
-        feed = "circular" if corr_types[0][0] in "RL" else "linear"
-        _fill_antenna(tmp, antenna_itrf_m, antenna_names, antenna_diameter_m)
-        _fill_spectral_windows(tmp, spectral_windows)
-        _fill_polarization(tmp, corr_types)
-        t0, t1 = (float(np.min(time_s)), float(np.max(time_s))) if nrow else (0.0, 0.0)
-        _fill_feed(tmp, nant, feed, (t0 + t1) / 2)
-        _fill_field(tmp, field_names, phase_dirs_rad, t0)
-        _fill_observation(tmp, telescope, [t0 - exposure_s / 2, t1 + exposure_s / 2])
-        _fill_processor(tmp)
+            put_rows(ms, rows, columns, exposure_s)
+        fill_subtables(
+            tmp,
+            antenna_itrf_m=antenna_itrf_m,
+            antenna_names=antenna_names,
+            antenna_diameter_m=antenna_diameter_m,
+            freq_hz=np.stack([np.asarray(w.freq_hz, dtype=np.float64) for w in spectral_windows]),
+            width_hz=np.array([float(w.width_hz) for w in spectral_windows]),
+            corr_types=corr_types,
+            field_names=field_names,
+            phase_dirs_rad=phase_dirs_rad,
+            telescope=telescope,
+            time_range_s=(float(np.min(time_s)), float(np.max(time_s))) if nrow else (0.0, 0.0),
+            exposure_s=exposure_s,
+        )
     except RuntimeError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise InputError(f"casacore could not write {path}: {exc}") from exc
@@ -285,13 +254,13 @@ def _check_main(
                 f"spectral window {i} must have {nchan} positive frequencies (data has {nchan} "
                 f"channels) and a non-zero width, got {freq.shape} and {spw.width_hz} Hz"
             )
-    unknown = [c for c in corr_types if c not in STOKES_CODES]
+    unknown = [c for c in corr_types if c not in CORR_PRODUCT_CODES]
     if unknown or len(corr_types) != ncorr or len(set(corr_types)) != ncorr:
         raise InputError(
             f"corr_types {tuple(corr_types)} must be {ncorr} distinct products of "
-            f"{', '.join(STOKES_CODES)} (data has {ncorr} correlations)"
+            f"{', '.join(CORR_PRODUCT_CODES)} (data has {ncorr} correlations)"
         )
-    if len({c[0] in "RL" for c in corr_types}) != 1:
+    if len({product_feed(c) for c in corr_types}) != 1:
         raise InputError(f"corr_types {tuple(corr_types)} mix linear and circular products")
     for name, arr, shape in (
         ("time_s", time_s, (nrow,)),
@@ -331,179 +300,3 @@ def _check_destination(path: Path, overwrite: bool) -> None:
         raise InputError(f"{path} exists; remove it or ask to overwrite")
     if not (path / "table.dat").is_file():
         raise InputError(f"{path} exists and is not a casacore table; not replacing it")
-
-
-def _main_desc(columns: Mapping[str, _Column], nrow: int, ncorr: int) -> tuple[dict, dict]:
-    """Table description and data-manager info of the fixed-shape main-table columns."""
-    descs = [
-        pt.makearrcoldesc(name, 0.0, shape=[ncorr], valuetype="float", options=4)
-        for name in ("WEIGHT", "SIGMA")
-    ]
-    dminfo = {}
-    for name, column in columns.items():
-        value_type = _CASA_VALUE_TYPES[column.dtype]
-        cell = column.cell
-        if not cell:
-            descs.append(pt.makescacoldesc(name, 0, valuetype=value_type))
-            continue
-        group = f"Tiled{name}"
-        descs.append(
-            pt.makearrcoldesc(
-                name,
-                0,
-                shape=list(cell),
-                valuetype=value_type,
-                options=4,  # FixedShape
-                datamanagertype="TiledColumnStMan",
-                datamanagergroup=group,
-            )
-        )
-        cell_bytes = column.dtype.itemsize * int(np.prod(cell))
-        rows_per_tile = max(1, min(nrow, _TILE_BYTES // cell_bytes))
-        tile = [*cell[::-1], rows_per_tile]  # casacore (Fortran) order
-        dminfo[f"*{len(dminfo) + 1}"] = {
-            "TYPE": "TiledColumnStMan",
-            "NAME": group,
-            "SPEC": {"DEFAULTTILESHAPE": np.array(tile, dtype=np.int32)},
-            "COLUMNS": [name],
-        }
-    return pt.maketabdesc(descs), dminfo
-
-
-def _put_rows(
-    ms: pt.table,
-    rows: Mapping[str, np.ndarray],
-    columns: Mapping[str, _Column],
-    exposure_s: float,
-) -> None:
-    """Fill the main table in chunks of rows, converting each chunk to the stored dtype."""
-    nrow = len(rows["TIME"])
-    row_bytes = sum(c.dtype.itemsize * int(np.prod(c.cell)) for c in columns.values())
-    step = max(1, _CHUNK_BYTES // row_bytes)
-    zeros = ("FEED1", "FEED2", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID")
-    for start in range(0, nrow, step):
-        sl = slice(start, min(start + step, nrow))
-        n = sl.stop - start
-        with np.errstate(divide="ignore"):
-            sigma = 1.0 / np.sqrt(rows["WEIGHT"][sl])  # (n, ncorr), inf where the weight is 0
-        put = {
-            "SIGMA": sigma,
-            "EXPOSURE": np.full(n, exposure_s),
-            "INTERVAL": np.full(n, exposure_s),
-            "SCAN_NUMBER": np.ones(n, dtype=np.int32),
-            "STATE_ID": np.full(n, -1, dtype=np.int32),
-            **{name: np.zeros(n, dtype=np.int32) for name in zeros},
-            **{name: values[sl] for name, values in rows.items()},
-            **{name: column.rows(sl) for name, column in columns.items()},
-        }
-        for name, values in put.items():
-            ms.putcol(name, values, startrow=start, nrow=n)
-
-
-def _subtable(ms_path: Path, name: str, nrow: int) -> pt.table:
-    table = pt.table(str(ms_path / name), readonly=False, ack=False)
-    table.addrows(nrow)
-    return table
-
-
-def _fill_antenna(
-    ms_path: Path, itrf_m: np.ndarray, names: Sequence[str], diameter_m: np.ndarray
-) -> None:
-    nant = len(names)
-    with _subtable(ms_path, "ANTENNA", nant) as t:
-        t.putcol("NAME", list(names))
-        t.putcol("STATION", list(names))
-        t.putcol("POSITION", itrf_m)
-        t.putcol("OFFSET", np.zeros((nant, 3)))
-        t.putcol("DISH_DIAMETER", diameter_m)
-        t.putcol("TYPE", ["GROUND-BASED"] * nant)
-        t.putcol("MOUNT", ["ALT-AZ"] * nant)
-        t.putcol("FLAG_ROW", np.zeros(nant, dtype=bool))
-
-
-def _fill_spectral_windows(ms_path: Path, windows: Sequence[SpectralWindow]) -> None:
-    nspw = len(windows)
-    freq = np.stack([np.asarray(w.freq_hz, dtype=np.float64) for w in windows])  # (nspw, nchan)
-    nchan = freq.shape[1]
-    width = np.array([float(w.width_hz) for w in windows])  # (nspw,)
-    with _subtable(ms_path, "SPECTRAL_WINDOW", nspw) as t:
-        t.putcol("CHAN_FREQ", freq)
-        t.putcol("CHAN_WIDTH", np.repeat(width[:, None], nchan, axis=1))
-        t.putcol("EFFECTIVE_BW", np.repeat(np.abs(width)[:, None], nchan, axis=1))
-        t.putcol("RESOLUTION", np.repeat(np.abs(width)[:, None], nchan, axis=1))
-        t.putcol("REF_FREQUENCY", freq[:, 0])
-        t.putcol("TOTAL_BANDWIDTH", nchan * np.abs(width))
-        t.putcol("NUM_CHAN", np.full(nspw, nchan, dtype=np.int32))
-        t.putcol("NAME", [f"SPW{i}" for i in range(nspw)])
-        t.putcol("MEAS_FREQ_REF", np.full(nspw, 5, dtype=np.int32))  # TOPO
-        t.putcol("NET_SIDEBAND", np.ones(nspw, dtype=np.int32))
-        t.putcol("FREQ_GROUP", np.zeros(nspw, dtype=np.int32))
-        t.putcol("FREQ_GROUP_NAME", [""] * nspw)
-        t.putcol("IF_CONV_CHAIN", np.zeros(nspw, dtype=np.int32))
-        t.putcol("FLAG_ROW", np.zeros(nspw, dtype=bool))
-    with _subtable(ms_path, "DATA_DESCRIPTION", nspw) as t:
-        t.putcol("SPECTRAL_WINDOW_ID", np.arange(nspw, dtype=np.int32))
-        t.putcol("POLARIZATION_ID", np.zeros(nspw, dtype=np.int32))
-        t.putcol("FLAG_ROW", np.zeros(nspw, dtype=bool))
-
-
-def _fill_polarization(ms_path: Path, corr_types: Sequence[str]) -> None:
-    codes = np.array([[STOKES_CODES[c] for c in corr_types]], dtype=np.int32)  # (1, ncorr)
-    product = np.array([[[_RECEPTOR_INDEX[r] for r in c] for c in corr_types]], dtype=np.int32)
-    with _subtable(ms_path, "POLARIZATION", 1) as t:
-        t.putcol("CORR_TYPE", codes)
-        t.putcol("CORR_PRODUCT", product)  # (1, ncorr, 2)
-        t.putcol("NUM_CORR", np.array([len(corr_types)], dtype=np.int32))
-        t.putcol("FLAG_ROW", np.zeros(1, dtype=bool))
-
-
-def _fill_feed(ms_path: Path, nant: int, feed: str, time_s: float) -> None:
-    with _subtable(ms_path, "FEED", nant) as t:
-        t.putcol("ANTENNA_ID", np.arange(nant, dtype=np.int32))
-        t.putcol("FEED_ID", np.zeros(nant, dtype=np.int32))
-        t.putcol("SPECTRAL_WINDOW_ID", np.full(nant, -1, dtype=np.int32))  # all windows
-        t.putcol("BEAM_ID", np.full(nant, -1, dtype=np.int32))
-        t.putcol("TIME", np.full(nant, time_s))
-        t.putcol("INTERVAL", np.zeros(nant))  # valid at all times
-        t.putcol("NUM_RECEPTORS", np.full(nant, 2, dtype=np.int32))
-        t.putcol("POLARIZATION_TYPE", np.array([_FEED_RECEPTORS[feed]] * nant))
-        t.putcol("RECEPTOR_ANGLE", np.tile(_RECEPTOR_ANGLE_RAD[feed], (nant, 1)))
-        t.putcol("POL_RESPONSE", np.tile(np.eye(2, dtype=np.complex64), (nant, 1, 1)))
-        t.putcol("BEAM_OFFSET", np.zeros((nant, 2, 2)))
-        t.putcol("POSITION", np.zeros((nant, 3)))
-
-
-def _fill_field(ms_path: Path, names: Sequence[str], dirs_rad: np.ndarray, time_s: float) -> None:
-    nfield = len(names)
-    dirs = dirs_rad[:, None, :]  # (nfield, 1, 2): NUM_POLY + 1 = 1 polynomial term
-    with _subtable(ms_path, "FIELD", nfield) as t:
-        t.putcol("NAME", list(names))
-        t.putcol("CODE", [""] * nfield)
-        for column in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
-            t.putcol(column, dirs)
-        t.putcol("TIME", np.full(nfield, time_s))
-        t.putcol("NUM_POLY", np.zeros(nfield, dtype=np.int32))
-        t.putcol("SOURCE_ID", np.full(nfield, -1, dtype=np.int32))
-        t.putcol("FLAG_ROW", np.zeros(nfield, dtype=bool))
-
-
-def _fill_observation(ms_path: Path, telescope: str, time_range_s: list[float]) -> None:
-    with _subtable(ms_path, "OBSERVATION", 1) as t:
-        t.putcol("TELESCOPE_NAME", [telescope])
-        t.putcol("TIME_RANGE", np.array([time_range_s]))
-        t.putcol("OBSERVER", ["skarim"])
-        t.putcol("PROJECT", ["skarim"])
-        t.putcol("SCHEDULE_TYPE", [""])
-        t.putcol("RELEASE_DATE", np.zeros(1))
-        t.putcol("FLAG_ROW", np.zeros(1, dtype=bool))
-        t.putcell("LOG", 0, np.array(["written by skarim"]))
-        t.putcell("SCHEDULE", 0, np.array([""]))
-
-
-def _fill_processor(ms_path: Path) -> None:
-    with _subtable(ms_path, "PROCESSOR", 1) as t:
-        t.putcol("TYPE", ["CORRELATOR"])
-        t.putcol("SUB_TYPE", ["SIMULATOR"])
-        t.putcol("TYPE_ID", np.array([-1], dtype=np.int32))
-        t.putcol("MODE_ID", np.array([-1], dtype=np.int32))
-        t.putcol("FLAG_ROW", np.zeros(1, dtype=bool))

@@ -7,22 +7,23 @@ import doctest
 
 import numpy as np
 import pytest
-from msfactory import C_M_S, new_run_store, random_uvw_m, write_stokes_i_ms
+from msfactory import new_run_store, random_uvw_m, write_stokes_i_ms
 
-import skarim.imaging.grid
+import skarim.imaging.plan
 from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
-from skarim.imaging.grid import (
+from skarim.constants import SPEED_OF_LIGHT_M_S
+from skarim.imaging.grid import grid_channel, grid_channels
+from skarim.imaging.plan import (
     accumulator_bytes,
     channel_groups,
-    grid_channel,
-    grid_channels,
     groups_per_batch,
     plan_facets,
 )
 from skarim.imaging.weighting import WeightGrid
-from skarim.io.ms_read import iter_chunks, open_ms
+from skarim.io.ms_meta import open_ms
+from skarim.io.ms_read import iter_chunks
+from skarim.io.store import RunStore
 from skarim.run.pipeline import run_imaging
-from skarim.run.store import RunStore
 
 
 def _direct_dft(uvw_m, freq_hz, vis, weight, npix, cell_rad):
@@ -33,7 +34,7 @@ def _direct_dft(uvw_m, freq_hz, vis, weight, npix, cell_rad):
     n = np.sqrt(1 - l_**2 - m**2)
     image = np.zeros((npix, npix))
     for c, f in enumerate(freq_hz):
-        u, v, w = (uvw_m * f / C_M_S).T
+        u, v, w = (uvw_m * f / SPEED_OF_LIGHT_M_S).T
         for k in range(len(u)):
             phase = 2 * np.pi * (u[k] * l_ + v[k] * m + w[k] * (n - 1))
             image += weight[k, c] * np.real(vis[k, c] * np.exp(-1j * phase))
@@ -275,4 +276,4 @@ def test_groups_per_batch_keeps_the_accumulators_within_the_budget():
     assert groups_per_batch(small_facets) > groups_per_batch(
         cfg.model_copy(update={"memory_budget_mb": 100})
     )
-    assert doctest.testmod(skarim.imaging.grid).failed == 0
+    assert doctest.testmod(skarim.imaging.plan).failed == 0

@@ -18,7 +18,8 @@ from casacore import tables
 
 from skarim.config import ReadConfig
 from skarim.errors import InputError
-from skarim.io.ms_read import MSMeta, VisChunk, iter_chunks, open_ms, rows_per_chunk
+from skarim.io.ms_meta import MSMeta, open_ms
+from skarim.io.ms_read import VisChunk, iter_chunks, rows_per_chunk
 from skarim.io.ms_write import SpectralWindow, write_ms
 
 NANT = 5

@@ -10,11 +10,11 @@ import pytest
 from astropy.coordinates import Angle
 from casacore import tables
 
+from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.errors import InputError
 from skarim.io.ms_summary import format_summary, summarise_ms
 from skarim.io.ms_write import SpectralWindow, write_ms
 
-C_M_S = 299792458.0
 RA_RAD = Angle("10h08m00s").rad
 DEC_RAD = Angle("-30d00m00s").rad
 
@@ -69,8 +69,8 @@ def test_summary_of_a_written_set(two_field_ms):
     assert (s.time_start_s, s.time_end_s, s.time_span_s) == (5.0e9, 5.0e9 + 16.0, 16.0)
     assert s.max_baseline_m == pytest.approx(np.sqrt(900.0**2 + 100.0**2 + 2999.0**2))
     # longest projected baseline sqrt(1800^2 + 2400^2) = 3000 m at 2.3 GHz
-    assert s.max_uv_wavelengths == pytest.approx(3000.0 * 2.3e9 / C_M_S)
-    assert s.suggested_cell_rad == pytest.approx(C_M_S / (4 * 3000.0 * 2.3e9))
+    assert s.max_uv_wavelengths == pytest.approx(3000.0 * 2.3e9 / SPEED_OF_LIGHT_M_S)
+    assert s.suggested_cell_rad == pytest.approx(SPEED_OF_LIGHT_M_S / (4 * 3000.0 * 2.3e9))
     # 1.5 * 1.22 * (c / 1 GHz) / 12 m = 0.04572 rad over 1.0862e-5 rad = 4209 pixels
     assert s.suggested_npix == 4352
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from skarim.errors import InputError
-from skarim.io import ms_write as measurement_set
-from skarim.io.ms_write import STOKES_CODES, SpectralWindow, write_ms
+from skarim.io import ms_write_columns
+from skarim.io.correlations import CORR_PRODUCT_CODES
+from skarim.io.ms_write import SpectralWindow, write_ms
 
 NANT, NTIME, NCHAN = 4, 3, 5
 LINEAR = ("XX", "XY", "YX", "YY")
@@ -114,7 +115,7 @@ def test_polarization_and_feed(
     with pt.table(f"{ms}::FEED", ack=False) as t:
         for row in range(NANT):
             assert list(t.getcell("POLARIZATION_TYPE", row)) == receptors
-    assert STOKES_CODES[corr_types[0]] == codes[0]
+    assert CORR_PRODUCT_CODES[corr_types[0]] == codes[0]
 
 
 def test_subtables(tmp_path: Path) -> None:
@@ -182,7 +183,7 @@ def test_weight_spectrum_and_extra_columns(tmp_path: Path) -> None:
 def test_rows_written_in_many_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = _ms_args(seed=4)
     row_bytes = NCHAN * 4 * (8 + 1)  # DATA complex64 + FLAG bool
-    monkeypatch.setattr(measurement_set, "_CHUNK_BYTES", 5 * row_bytes)  # 5 rows per putcol
+    monkeypatch.setattr(ms_write_columns, "_CHUNK_BYTES", 5 * row_bytes)  # 5 rows per putcol
     ms = tmp_path / "c.ms"
     write_ms(ms, **args)
     np.testing.assert_array_equal(_col(ms, "DATA"), args["data"])

@@ -43,7 +43,6 @@ import zarr
 
 from skarim import __version__
 from skarim.errors import StoreMismatchError
-from skarim.imaging.wgridder import CONVENTIONS
 from skarim.io.wcs import ImageWCS
 
 __all__ = ["RunStore"]
@@ -69,6 +68,7 @@ class RunStore:
         ms_fingerprint: dict[str, Any],
         wcs: ImageWCS,
         tile: int,
+        gridder_conventions: dict[str, Any],
         overwrite: bool = False,
     ) -> RunStore:
         """Open the store of this run, creating it if absent.
@@ -80,11 +80,14 @@ class RunStore:
         config : dict
             JSON-able configuration that decides the contents (``RunConfig.fingerprint_dict``).
         ms_fingerprint : dict
-            The Measurement Set's fingerprint (:attr:`skarim.io.ms_read.MSMeta.fingerprint`).
+            The Measurement Set's fingerprint (:attr:`skarim.io.ms_meta.MSMeta.fingerprint`).
         wcs : ImageWCS
             Image geometry and frequencies.
         tile : int
             Tile side in pixels.
+        gridder_conventions : dict
+            The gridder's sign and centre conventions
+            (:data:`skarim.imaging.wgridder.CONVENTIONS`), recorded in a new store.
         overwrite : bool
             Replace a store made from another MS or configuration instead of refusing.
 
@@ -121,7 +124,7 @@ class RunStore:
                     f"{path} exists and is not a skarim store; use --overwrite"
                 )
             shutil.rmtree(path)
-        return cls._create(path, config, ms_fingerprint, wcs, tile)
+        return cls._create(path, config, ms_fingerprint, wcs, tile, gridder_conventions)
 
     @classmethod
     def _create(
@@ -131,6 +134,7 @@ class RunStore:
         fingerprint: dict[str, Any],
         wcs: ImageWCS,
         tile: int,
+        gridder_conventions: dict[str, Any],
     ) -> RunStore:
         group = zarr.open_group(str(path), mode="w")
         c, ny, nx = wcs.nchan, wcs.npix_y, wcs.npix_x
@@ -164,7 +168,7 @@ class RunStore:
                 "ms_fingerprint": fingerprint,
                 "wcs": wcs.to_dict(),
                 "tile": tile,
-                "gridder_conventions": CONVENTIONS,
+                "gridder_conventions": gridder_conventions,
                 "stats": {},
                 "complete_layout": True,
             }

@@ -1,0 +1,142 @@
+"""How the grid stage divides its work: output channels, facets, and channels per batch.
+
+An output channel is a group of consecutive input channels (:func:`channel_groups`, as
+WSClean's ``-channels-out``); a facet is a block of whole tiles no larger than
+``GridConfig.facet_pix`` on a side (:func:`plan_facets`); a batch holds as many output
+channels as :func:`groups_per_batch` allows within ``GridConfig.memory_budget_mb``, at
+:func:`accumulator_bytes` each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skarim.config import GridConfig
+from skarim.errors import InputError
+from skarim.imaging.weighting import padded_npix
+from skarim.imaging.wgridder import Block
+
+__all__ = [
+    "WEIGHT_PADDING",
+    "ChannelGroup",
+    "FacetPlan",
+    "accumulator_bytes",
+    "channel_groups",
+    "groups_per_batch",
+    "plan_facets",
+]
+
+WEIGHT_PADDING = 1.2
+"""WSClean's default ``-padding``: the weight grid is the padded image."""
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """Input channels ``[start, stop)`` (within the read selection) of one output channel."""
+
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class FacetPlan:
+    """A facet: tiles ``[ty0:ty1, tx0:tx1]`` gridded by one ducc0 call per row chunk."""
+
+    ty0: int
+    ty1: int
+    tx0: int
+    tx1: int
+
+    def block(self, cfg: GridConfig) -> Block:
+        """The facet as a FITS-order block of the full image."""
+        t = cfg.tile
+        return Block(
+            cfg.npix_x,
+            cfg.npix_y,
+            self.tx0 * t,
+            self.ty0 * t,
+            (self.tx1 - self.tx0) * t,
+            (self.ty1 - self.ty0) * t,
+            cfg.cell_rad,
+        )
+
+
+def channel_groups(nchan: int, channels_out: int) -> list[ChannelGroup]:
+    """Split ``nchan`` input channels into ``channels_out`` contiguous groups (as WSClean)."""
+    if channels_out > nchan:
+        raise InputError(f"--channels-out {channels_out} exceeds the {nchan} selected channels")
+    edges = np.linspace(0, nchan, channels_out + 1).round().astype(int)
+    return [ChannelGroup(i, int(edges[i]), int(edges[i + 1])) for i in range(channels_out)]
+
+
+def plan_facets(cfg: GridConfig) -> list[FacetPlan]:
+    """Cover the tile grid with facets of at most ``facet_pix`` pixels a side."""
+    per = max(1, cfg.facet_pix // cfg.tile)
+    return [
+        FacetPlan(ty, min(ty + per, cfg.ntile_y), tx, min(tx + per, cfg.ntile_x))
+        for ty in range(0, cfg.ntile_y, per)
+        for tx in range(0, cfg.ntile_x, per)
+    ]
+
+
+def accumulator_bytes(cfg: GridConfig) -> int:
+    """Bytes of the float64 accumulators one output channel holds while its batch is gridded.
+
+    The largest facet's image, the ``2 tile x 2 tile`` PSF and the half-plane weight grid
+    (:class:`~skarim.imaging.weighting.WeightGrid`). The read chunk and ducc0's working memory are
+    shared by the batch and not counted here.
+
+    Parameters
+    ----------
+    cfg : GridConfig
+        Geometry of the image and its facets.
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Examples
+    --------
+    >>> cfg = GridConfig(npix_x=1024, npix_y=1024, cell_rad=7e-6)
+    >>> accumulator_bytes(cfg) / 2**20  # 1024^2 facet, 512^2 PSF, 616 x 1232 weight grid
+    15.7900390625
+    """
+    side = max(1, cfg.facet_pix // cfg.tile) * cfg.tile
+    facet = min(side, cfg.npix_y) * min(side, cfg.npix_x)
+    psf = (2 * cfg.tile) ** 2
+    weights = padded_npix(cfg.npix_y, WEIGHT_PADDING) // 2 * padded_npix(cfg.npix_x, WEIGHT_PADDING)
+    return 8 * (facet + psf + weights)
+
+
+def groups_per_batch(cfg: GridConfig) -> int:
+    """Output channels gridded together, with one read of the Measurement Set per pass.
+
+    As many as fit in ``cfg.memory_budget_mb`` at :func:`accumulator_bytes` each, at least
+    one (even when one channel alone exceeds the budget) and at most ``cfg.channels_out``.
+
+    Parameters
+    ----------
+    cfg : GridConfig
+        Geometry, ``channels_out`` and ``memory_budget_mb``.
+
+    Returns
+    -------
+    int
+        Output channels per batch.
+
+    Examples
+    --------
+    >>> cfg = GridConfig(npix_x=1024, npix_y=1024, cell_rad=7e-6, channels_out=16)
+    >>> groups_per_batch(cfg)  # 2048 MiB holds all 16
+    16
+    >>> groups_per_batch(cfg.model_copy(update={"memory_budget_mb": 64}))
+    4
+    >>> groups_per_batch(cfg.model_copy(update={"memory_budget_mb": 1}))
+    1
+    """
+    fit = cfg.memory_budget_mb * 2**20 // accumulator_bytes(cfg)
+    return int(min(cfg.channels_out, max(1, fit)))
