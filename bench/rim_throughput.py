@@ -13,26 +13,28 @@ import time
 import numpy as np
 import torch
 
-from skarim.deconv.rim_tiles import deconvolve_tiles, load_rim, resolve_precision
+from skarim.deconv.device import select_device
+from skarim.deconv.rim_deconvolver import deconvolve_windows
+from skarim.deconv.weights import load_rim
 from skarim.train.problems import ProblemConfig, make_batch
 
 
 def measure(
     device: torch.device, tile: int, batch: int, repeats: int, dtype: torch.dtype
 ) -> tuple[float, float]:
-    """Best-of-``repeats`` time of one :func:`deconvolve_tiles` call on ``batch`` tiles."""
+    """Best-of-``repeats`` time of one :func:`deconvolve_windows` call on ``batch`` tiles."""
     problems = make_batch(np.random.default_rng(0), 1, ProblemConfig(tile=tile))
     dirty = np.repeat(problems.dirty.numpy(), batch, axis=0).astype(np.float32)
     psf = problems.psf[0].numpy()
     sigma = float(problems.sigma[0])
     rim = load_rim(None, device, dtype)
-    deconvolve_tiles(rim, dirty, psf, sigma, device)  # warm-up
+    deconvolve_windows(rim, dirty, psf, sigma, device)  # warm-up
     best = np.inf
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        deconvolve_tiles(rim, dirty, psf, sigma, device)
+        deconvolve_windows(rim, dirty, psf, sigma, device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
@@ -53,7 +55,8 @@ def main() -> None:
         name = f"cpu x{args.threads}"
         if device.type == "cuda":
             name = torch.cuda.get_device_name(device)
-        for dtype in dict.fromkeys([torch.float32, resolve_precision("auto", device)]):
+        auto = select_device(device.type, "auto").dtype
+        for dtype in dict.fromkeys([torch.float32, auto]):
             tiles_s, mpix_s = measure(device, args.tile, args.batch, args.repeats, dtype)
             kind = str(dtype).removeprefix("torch.")
             print(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from skarim.config import RunConfig
+from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
 from skarim.constants import SPEED_OF_LIGHT_M_S
-from skarim.imaging.grid import ChannelGroup, channel_groups
-from skarim.io.ms_read import open_ms
+from skarim.imaging.grid import grid_channels
+from skarim.imaging.plan import ChannelGroup, channel_groups
+from skarim.io.ms_meta import open_ms
 from skarim.io.ms_write import SpectralWindow, write_ms
+from skarim.io.store import RunStore
 from skarim.run.pipeline import open_run_store
-from skarim.run.store import RunStore
 
 
 def point_source_vis(
@@ -100,3 +101,46 @@ def new_run_store(cfg: RunConfig) -> tuple[RunStore, list[ChannelGroup]]:
     meta = open_ms(cfg.read)
     store = open_run_store(cfg, meta, overwrite=False)
     return store, channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
+
+
+#: The sky of :func:`point_sources_ms`: image size and cell of :func:`gridded_store`, and
+#: each source's FITS ``(y, x)`` pixel and flux, Jy.
+NPIX = 64
+CELL_RAD = np.deg2rad(20 / 3600)
+SOURCES = [(40, 20, 1.0), (10, 50, 0.5)]
+
+
+def point_sources_ms(tmp_path: Path) -> Path:
+    """Two point sources on pixel centres, 3 channels, non-coplanar baselines."""
+    rng = np.random.default_rng(5)
+    freq = np.array([1.0e9, 1.1e9, 1.2e9])
+    uvw = random_uvw_m(rng, 400, max_m=400.0, w_frac=1.0)
+    vis = sum(
+        point_source_vis(uvw, freq, -(x - NPIX / 2) * CELL_RAD, (y - NPIX / 2) * CELL_RAD, flux)
+        for y, x, flux in SOURCES
+    )
+    return write_stokes_i_ms(tmp_path / "points.ms", uvw, freq, vis.astype(np.complex128))
+
+
+def gridded_store(
+    tmp_path: Path, ms: Path, name: str, chunk_rows: int | None = 150
+) -> tuple[RunConfig, RunStore, list[ChannelGroup]]:
+    """A run of :func:`point_sources_ms` in 32-pixel tiles and 4 facets, gridded (Briggs)."""
+    cfg = RunConfig(
+        read=ReadConfig(ms=ms, chunk_rows=chunk_rows),
+        grid=GridConfig(
+            npix_x=NPIX,
+            npix_y=NPIX,
+            cell_rad=CELL_RAD,
+            tile=32,
+            facet_pix=32,  # 4 facets: prediction and imaging cross facet edges
+            channels_out=3,
+            weighting=Weighting.briggs,
+            epsilon=1e-10,
+            double_precision=True,
+        ),
+        output=OutputConfig(name=str(tmp_path / name)),
+    )
+    store, groups = new_run_store(cfg)
+    grid_channels(store, cfg.read, cfg.grid, groups)
+    return cfg, store, groups

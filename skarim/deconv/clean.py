@@ -2,7 +2,8 @@
 
 They are the yardsticks of the RIM's validation (DESIGN.md section 6): a RIM that loses to
 non-negative projected gradient descent has learned nothing. Hogbom CLEAN also polishes the
-RIM's residual in the pipeline's last major cycles (:func:`skarim.deconv.cycles.polish_tiles`).
+RIM's residual in the pipeline's last major cycles
+(:func:`skarim.deconv.hogbom_deconvolver.polish_windows`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """Training the RIM on simulated problems (torch and numpy only; runs on a bare GPU node).
 
 A run lives in one directory: ``state.pt`` (model, optimiser, step, random states: resume
-from it), ``best.pt`` (weights of the best validation score so far), ``log.jsonl`` (one line
-per log interval), ``baselines.json`` (classical methods on the validation set) and
-``quality.json`` (the best checkpoint's validation scores). Validation uses a fixed set of
-problems drawn from a seed the training stream never uses.
+from it; a training checkpoint, read and written here, not a weights file), ``best.pt``
+(weights of the best validation score so far, in the format of
+:func:`skarim.deconv.weights.save_weights`), ``log.jsonl`` (one line per log interval),
+``baselines.json`` (classical methods on the validation set) and ``quality.json`` (the best
+checkpoint's validation scores). Validation uses a fixed set of problems drawn from a seed
+the training stream never uses.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -23,18 +24,18 @@ import torch
 
 from skarim.beam import beam_area, fwhm_to_sigma
 from skarim.deconv.clean import hogbom, projected_gradient
+from skarim.deconv.device import select_device
 from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM, RIMConfig
+from skarim.deconv.weights import atomic_save, read_weights, save_weights
 from skarim.metrics import smoothed_snr_db, snr_db
 from skarim.train.problems import ProblemBatch, ProblemConfig, make_batch
 
 __all__ = [
     "TrainConfig",
     "evaluate",
-    "export_weights",
     "load_train_config",
     "rim_loss",
-    "save_weights",
     "train",
 ]
 
@@ -80,7 +81,8 @@ class TrainConfig:
         where the RIM refines a previous model. With ``warm_start > 0`` validation scores two
         passes (cold, then warm) and the best checkpoint is chosen on the second.
     init_from : str or None
-        Weights (:func:`save_weights` format) to start a new run from; ignored on resume.
+        Weights (:func:`skarim.deconv.weights.save_weights` format) to start a new run from;
+        ignored on resume.
     """
 
     run_dir: str = "training-runs/rim"
@@ -228,23 +230,6 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return warm * (0.1 + 0.45 * (1 + np.cos(np.pi * min(step, cfg.total_steps) / cfg.total_steps)))
 
 
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def save_weights(model: RIM, path: Path) -> None:
-    """Save weights as a plain state dict plus config, loadable with ``weights_only=True``."""
-    _atomic_save({"rim_config": model.config.to_dict(), "state_dict": model.state_dict()}, path)
-
-
 def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: None) -> Path:
     """Train (or resume) a RIM; returns the run directory.
 
@@ -253,7 +238,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
-    device = _pick_device(cfg.device)
+    device = select_device(cfg.device).device
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     val = make_batch(
@@ -261,10 +246,10 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     )
     model = RIM(cfg.rim).to(device)
     if cfg.init_from and not (run / "state.pt").exists():
-        blob = torch.load(cfg.init_from, map_location=device, weights_only=True)
-        if RIMConfig(**blob["rim_config"]) != cfg.rim:
+        init, weights = read_weights(cfg.init_from, device)
+        if init != cfg.rim:
             raise ValueError(f"init_from {cfg.init_from} holds a RIM of another size")
-        model.load_state_dict(blob["state_dict"])
+        model.load_state_dict(weights)
     if not (run / "baselines.json").exists():
         baselines = classical_baselines(val)
         if cfg.init_from:
@@ -323,7 +308,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
                     "train_wall_s": rec["elapsed_s"],
                 }
                 (run / "quality.json").write_text(json.dumps(quality, indent=2))
-            _atomic_save(
+            atomic_save(
                 {
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
@@ -345,17 +330,3 @@ def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def export_weights(run_dir: Path, dest: Path, config_path: Path) -> None:
-    """Ship a run's best weights: ``dest`` plus the recipe and the measured quality beside it.
-
-    Writes ``dest`` (weights), ``dest.stem + "-train.yaml"`` (a copy of the recipe) and
-    ``dest.stem + "-quality.json"`` (validation scores, baselines, hardware, wall time).
-    """
-    run_dir, dest = Path(run_dir), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    blob = torch.load(run_dir / "best.pt", weights_only=True)
-    torch.save(blob, dest)
-    dest.with_name(f"{dest.stem}-train.yaml").write_text(Path(config_path).read_text())
-    dest.with_name(f"{dest.stem}-quality.json").write_text((run_dir / "quality.json").read_text())

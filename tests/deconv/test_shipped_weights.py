@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import yaml
 
-from skarim.deconv.rim_tiles import load_rim
+from skarim.deconv.weights import load_rim
 from skarim.train.problems import make_batch
 from skarim.train.trainer import TrainConfig, classical_baselines, evaluate
 

@@ -10,8 +10,9 @@ import torch
 
 from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM, RIMConfig
+from skarim.deconv.weights import save_weights
 from skarim.train.problems import ProblemConfig, make_batch
-from skarim.train.trainer import TrainConfig, _warm_starts, evaluate, save_weights, train
+from skarim.train.trainer import TrainConfig, _warm_starts, evaluate, train
 
 SMALL = ProblemConfig(tile=32, layouts=("vla.c", "meerkat"), duration_h=(1.0, 2.0))
 

@@ -1,0 +1,105 @@
+"""The tile-deconvolver interface, the registry of its implementations, and who runs when.
+
+A tile pass (:mod:`skarim.deconv.passes`) reads a batch of windows of one channel from the
+store (a :class:`WindowBatch`) and hands it to a :class:`TileDeconvolver`, which returns
+the windows' new model. The
+implementations are registered by name in :data:`DECONVOLVERS`, each as a factory from the
+run's :class:`~skarim.config.DeconvConfig` and :class:`~skarim.deconv.device.ComputeDevice`;
+:data:`PHASES` says which one runs each phase of the major cycles. A new deconvolver is one
+new module with a class that has ``from_config`` and ``deconvolve``, and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from skarim.config import DeconvConfig
+from skarim.deconv.device import ComputeDevice
+from skarim.deconv.hogbom_deconvolver import HogbomPolish
+from skarim.deconv.rim_deconvolver import RimDeconvolver
+
+__all__ = ["WindowBatch", "TileDeconvolver", "DECONVOLVERS", "PHASES", "phase_deconvolver"]
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """A batch of windows (tile plus halo) of one channel, with what deconvolving them needs.
+
+    Attributes
+    ----------
+    residual : numpy.ndarray
+        ``(batch, w, w)`` windows of the exact residual of ``x0`` (of the dirty image when
+        ``x0`` is None), Jy/beam.
+    psf : numpy.ndarray
+        ``(2p, 2p)`` PSF of the channel with peak 1 at ``(p, p)``.
+    sigma : float
+        The channel's robust noise for this cycle, Jy/beam.
+    x0 : numpy.ndarray or None
+        ``(batch, w, w)`` model windows of the previous cycle, Jy/pixel; None in the first
+        cycle.
+    core : slice
+        Where each window's tile sits along both axes (``[margin, margin + tile)``).
+    """
+
+    residual: np.ndarray
+    psf: np.ndarray
+    sigma: float
+    x0: np.ndarray | None
+    core: slice
+
+
+class TileDeconvolver(Protocol):
+    """Deconvolves a batch of windows of one channel."""
+
+    def deconvolve(self, batch: WindowBatch) -> tuple[np.ndarray, int]:
+        """The new model of a batch of windows.
+
+        Parameters
+        ----------
+        batch : WindowBatch
+            The windows, their PSF, noise and starting model.
+
+        Returns
+        -------
+        tuple of (numpy.ndarray, int)
+            ``(batch, w, w)`` model windows, Jy/pixel, float32, and how many windows the
+            deconvolver left as they were.
+        """
+        ...
+
+
+#: Tile deconvolvers by name: each a factory from the run's deconvolution settings and device.
+DECONVOLVERS: dict[str, Callable[[DeconvConfig, ComputeDevice], TileDeconvolver]] = {
+    "rim": RimDeconvolver.from_config,
+    "hogbom": HogbomPolish.from_config,
+}
+
+#: The deconvolver of each phase of the major cycles: the RIM's cycles, then the polish's.
+PHASES = {"rim": "rim", "polish": "hogbom"}
+
+
+def phase_deconvolver(cycle: int, deconv: DeconvConfig, device: ComputeDevice) -> TileDeconvolver:
+    """The tile deconvolver of major cycle ``cycle``.
+
+    Cycles up to ``deconv.major_cycles`` are the RIM phase's, the later ones (up to
+    ``deconv.total_cycles``) the polish's.
+
+    Parameters
+    ----------
+    cycle : int
+        Major cycle, from 1.
+    deconv : DeconvConfig
+        The run's deconvolution settings.
+    device : ComputeDevice
+        Where a deconvolver that uses torch runs.
+
+    Returns
+    -------
+    TileDeconvolver
+    """
+    phase = "rim" if cycle <= deconv.major_cycles else "polish"
+    return DECONVOLVERS[PHASES[phase]](deconv, device)

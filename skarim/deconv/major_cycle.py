@@ -1,0 +1,244 @@
+"""Major cycles: tile passes, then an exact residual that accepts or refuses them.
+
+Cycle ``k`` of output channel ``c``:
+
+1. every tile whose ``cycle`` is below ``k`` is deconvolved on a window of the tile plus a
+   ``margin`` halo, starting from the model of cycle ``k - 1`` (``model``) and its exact
+   residual (``residual``; ``dirty`` for the first cycle); the window's core goes to
+   ``model_next`` and the tile's ``cycle`` becomes ``k`` (in that order;
+   :func:`skarim.deconv.passes.deconvolve_rows`);
+2. when all tiles are at ``k``, the exact residual of ``model_next`` is computed with ducc0
+   (:func:`skarim.imaging.residual.residual_channels`, several channels per read of the
+   Measurement Set) into ``residual_next``; if its RMS fell, ``model_next`` and
+   ``residual_next`` are copied to ``model`` and ``residual``, then ``rms[c]`` and
+   ``rcycle[c] = k`` are written; if it did not, the previous model and residual are kept and
+   the channel's cycles of that phase stop (:func:`finish_cycle`).
+
+Cycles 1 to ``major_cycles`` are the RIM's: step 1 runs the RIM on each window
+(:class:`skarim.deconv.rim_deconvolver.RimDeconvolver`). Cycles ``major_cycles + 1`` to
+``total_cycles`` polish the RIM's model: step 1 is Hogbom CLEAN on the window of the
+residual (:class:`skarim.deconv.hogbom_deconvolver.HogbomPolish`, signed, down to
+``polish_sigma`` noise) added to ``model``. The RIM's phase ends at cycle ``major_cycles``
+or at its first refused cycle; only then is the model pruned.
+
+Every step reads only what the store says is finished and writes before it marks, so a run
+killed anywhere resumes from the store, and the order in which tiles are processed does not
+change the result. Step 2 for a batch of channels is :func:`finish_cycle`; the worker task
+:func:`skarim.run.tasks.finish_cycle_task` calls it, and it is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skarim.beam import beam_area, fwhm_to_sigma, psf_fwhm_pix, smooth_gaussian_truncated
+from skarim.config import RunConfig
+from skarim.deconv.noise import channel_sigma
+from skarim.deconv.tiles import tile_windows
+from skarim.imaging.plan import ChannelGroup
+from skarim.imaging.residual import residual_channels
+from skarim.io.store import RunStore
+
+__all__ = ["REFUSE_RTOL", "ChannelCycleStats", "finish_cycle"]
+
+#: A cycle must lower its channel's residual RMS by more than this fraction to be kept. A
+#: cycle that changed nothing is refused, and so is a rerun of a refused cycle killed after
+#: the previous model was copied back to ``model_next`` (its residual's RMS is the previous
+#: one up to the gridder's round-off).
+REFUSE_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class ChannelCycleStats:
+    """How one channel's major cycle ended (:func:`finish_cycle`).
+
+    Attributes
+    ----------
+    channel : int
+        Output channel.
+    rms : float
+        RMS of the kept residual, Jy/beam.
+    flux : float
+        Flux of the kept model, Jy.
+    noise : float
+        Robust (MAD) noise of the kept residual before any pruning, Jy/beam.
+    noise_ratio : float
+        The kept residual's RMS over ``noise``, before any pruning.
+    stopped : bool
+        The cycle was refused: its residual's RMS did not fall.
+    converged : bool
+        The phase ended on a noise-like residual (``DeconvConfig.converged_ratio``).
+    refused_rms, previous_rms : float or None
+        For a refused cycle, its residual's RMS and that of the residual it started from
+        (which it did not lower), Jy/beam.
+    unchanged : bool
+        The refused cycle changed nothing: the two RMS agree to :data:`REFUSE_RTOL`.
+    """
+
+    channel: int
+    rms: float
+    flux: float
+    noise: float
+    noise_ratio: float
+    stopped: bool
+    converged: bool
+    refused_rms: float | None = None
+    previous_rms: float | None = None
+    unchanged: bool = False
+
+
+def finish_cycle(
+    store: RunStore, cfg: RunConfig, groups: list[ChannelGroup], cycle: int, nthreads: int = 1
+) -> list[ChannelCycleStats]:
+    """Accept or refuse the models of cycle ``cycle`` by their exact residuals.
+
+    The exact residual of ``model_next`` is computed into ``residual_next`` for every channel
+    of ``groups``. Where its RMS is lower than that of the channel's previous residual (the
+    dirty image's for the first cycle; lower by more than :data:`REFUSE_RTOL`),
+    ``model_next`` becomes ``model``, its residual ``residual``, and the cycle is done.
+    Where it is not, the cycles of the phase have stopped converging for that channel (a
+    pass that made the model worse, as CLEAN diverges past its noise, or changed nothing):
+    the previous model is kept, with its residual, which was never overwritten, and the
+    channel's remaining cycles of the phase are skipped (its ``cycle`` markers and
+    ``rcycle`` jump to the phase's last cycle: ``major_cycles`` for the RIM,
+    ``total_cycles`` for the polish). A channel whose kept residual already looks like
+    noise, its RMS at most ``DeconvConfig.converged_ratio`` times its robust noise, has
+    converged: its remaining cycles of the phase are skipped as after a refusal, but with
+    the new model. A channel whose RIM phase ends (cycle ``major_cycles``, refused or
+    converged) has its model pruned where the restored image (model smoothed to the beam
+    plus residual) is below ``DeconvConfig.prune_sigma`` times the noise, and its exact
+    residual recomputed. Everything is computed from ``model_next`` (the refused channel's
+    previous model is copied back there first) and ``residual_next``, so a rerun after a
+    kill anywhere in this function gives the same result.
+
+    Parameters
+    ----------
+    store : RunStore
+        The run's store.
+    cfg : RunConfig
+        The run.
+    groups : list of ChannelGroup
+        The channels whose cycle ``cycle`` is finished here.
+    cycle : int
+        The major cycle.
+    nthreads : int
+        Threads handed to ducc0 for the exact residuals.
+
+    Returns
+    -------
+    list of ChannelCycleStats
+        One per channel of ``groups``, in order.
+    """
+    t = cfg.grid.tile
+    rim_phase = cycle <= cfg.deconv.major_cycles
+    last = cfg.deconv.major_cycles if rim_phase else cfg.deconv.total_cycles
+    before = [_previous_rms(store, g.index, cycle, t) for g in groups]
+    floor = 1 - REFUSE_RTOL
+    candidate = residual_channels(
+        store, cfg.read, cfg.grid, groups, "model_next", "residual_next", nthreads
+    )
+    refused = [g for g, s, b in zip(groups, candidate, before, strict=True) if s["rms"] > b * floor]
+    stats = []
+    for g, s, b in zip(groups, candidate, before, strict=True):
+        if g in refused:  # the previous model again, with its residual (left in place)
+            _copy_rows(store, "model", "model_next", g.index, cfg)
+            s = {"rms": b, "flux": float(np.sum(store.array("model")[g.index], dtype=np.float64))}
+        else:
+            _copy_rows(store, "residual_next", "residual", g.index, cfg)
+        stats.append(s)
+    refused_rms = {g.index: s["rms"] for g, s in zip(groups, candidate, strict=True)}
+    previous = {g.index: b for g, b in zip(groups, before, strict=True)}
+    wins = tile_windows(cfg)
+    noise = {g.index: channel_sigma(store, g.index, "residual", wins) for g in groups}
+    ratio = cfg.deconv.converged_ratio
+    converged = [
+        g
+        for g, s in zip(groups, stats, strict=True)
+        if g not in refused and cycle < last and s["rms"] <= ratio * noise[g.index]
+    ]
+    ended = refused + converged  # the phase's later cycles are skipped for these
+    kept_rms = {g.index: s["rms"] for g, s in zip(groups, stats, strict=True)}
+    prune = rim_phase and cfg.deconv.prune_sigma > 0
+    pruned = [g for g in groups if prune and (g in ended or cycle == last)]
+    for g in groups:
+        if g in pruned:
+            _prune(store, g.index, cfg, noise[g.index])
+        else:
+            _copy_rows(store, "model_next", "model", g.index, cfg)
+    if pruned:
+        after = residual_channels(store, cfg.read, cfg.grid, pruned, nthreads=nthreads)
+        redo = dict(zip(pruned, after, strict=True))
+        stats = [redo.get(g, s) for g, s in zip(groups, stats, strict=True)]
+    out = []
+    for group, s in zip(groups, stats, strict=True):
+        c = group.index
+        store.array("rms")[c] = s["rms"]
+        if group in ended:
+            store.array("cycle")[c] = last
+        store.array("rcycle")[c] = last if group in ended else cycle
+        stopped = group in refused
+        out.append(
+            ChannelCycleStats(
+                channel=c,
+                rms=s["rms"],
+                flux=s["flux"],
+                noise=noise[c],
+                noise_ratio=kept_rms[c] / noise[c] if noise[c] > 0 else float("inf"),
+                stopped=stopped,
+                converged=group in converged,
+                refused_rms=refused_rms[c] if stopped else None,
+                previous_rms=previous[c] if stopped else None,
+                unchanged=stopped
+                and abs(refused_rms[c] - previous[c]) <= REFUSE_RTOL * previous[c],
+            )
+        )
+    return out
+
+
+def _copy_rows(store: RunStore, src: str, dst: str, chan: int, cfg: RunConfig) -> None:
+    """Copy one channel's plane between two image arrays, a tile row at a time."""
+    t = cfg.grid.tile
+    for ty in range(cfg.grid.ntile_y):
+        rows = slice(ty * t, (ty + 1) * t)
+        store.array(dst)[chan, rows] = store.array(src)[chan, rows]
+
+
+def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
+    """``model = model_next`` where the restored image reaches ``prune_sigma`` noise.
+
+    The restored image is ``model_next`` smoothed to the beam (a circular Gaussian of the PSF
+    main lobe's FWHM, Jy/beam) plus ``residual`` (the exact residual of ``model_next``): flux
+    the RIM put where the data hold none is cancelled by the residual's negative there, so it
+    goes, while a source the data hold stays. ``noise`` is the residual's robust noise
+    (:func:`skarim.deconv.noise.channel_sigma`), Jy/beam. Works a tile row at a time with a
+    halo of four smoothing widths, so memory follows the tile size.
+    """
+    t = cfg.grid.tile
+    fwhm = psf_fwhm_pix(store.array("psf")[chan])
+    width = fwhm_to_sigma(fwhm)
+    halo = int(np.ceil(4 * width))
+    level = cfg.deconv.prune_sigma * noise
+    source = store.array("model_next")
+    ny = source.shape[1]
+    for ty in range(cfg.grid.ntile_y):
+        y0, y1 = ty * t, (ty + 1) * t
+        a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
+        block = np.asarray(source[chan, a0:a1], dtype=np.float64)  # (rows + halo, nx)
+        smoothed = smooth_gaussian_truncated(block, width, halo) * beam_area(fwhm)  # Jy/beam
+        restored = smoothed[y0 - a0 : y1 - a0] + store.array("residual")[chan, y0:y1]
+        keep = restored >= level
+        store.array("model")[chan, y0:y1] = np.where(keep, block[y0 - a0 : y1 - a0], 0.0)
+
+
+def _previous_rms(store: RunStore, chan: int, cycle: int, tile: int) -> float:
+    """RMS of the residual a cycle starts from: the dirty image's for the first, Jy/beam."""
+    if cycle > 1:
+        return float(store.array("rms")[chan])
+    dirty = store.array("dirty")
+    sq, n = 0.0, 0
+    for y0 in range(0, dirty.shape[1], tile):
+        rows = np.asarray(dirty[chan, y0 : y0 + tile], dtype=np.float64)
+        sq, n = sq + float((rows**2).sum()), n + rows.size
+    return float(np.sqrt(sq / max(n, 1)))
