@@ -113,7 +113,9 @@ def _skarim_cmd(spec: RunSpec, prefix: Path, dirty_only: bool) -> list[str]:
     cmd = [sys.executable, "-m", "skarim", "image", str(spec.ms),
            "--size", str(c.npix), str(c.npix), "--scale", f"{c.cell_arcsec:g}asec",
            "--weight", "briggs", "0", "--channels-out", str(c.channels_out),
-           "--name", str(prefix), "--threads", str(spec.threads)]  # fmt: skip
+           "--name", str(prefix),
+           # the run's threads as that many single-threaded workers (the plan of that many cores)
+           "--workers", str(spec.threads), "--threads", "1"]  # fmt: skip
     if spec.skarim_has_device_flag:
         cmd += ["--device", spec.device]
     if dirty_only:

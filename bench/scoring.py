@@ -29,7 +29,7 @@ import numpy as np
 from astropy.io import fits
 
 from skarim.beam import Beam
-from skarim.imaging.grid import channel_groups
+from skarim.imaging.plan import channel_groups
 from skarim.metrics import smoothed_snr_db, snr_db
 
 __all__ = [
@@ -117,7 +117,7 @@ def truth_per_output_channel(truth: np.ndarray, channels_out: int) -> np.ndarray
     truth : numpy.ndarray
         ``(nchan, ny, nx)`` truth per input channel.
     channels_out : int
-        Output channels, split as :func:`skarim.imaging.grid.channel_groups` (and WSClean)
+        Output channels, split as :func:`skarim.imaging.plan.channel_groups` (and WSClean)
         split them.
     """
     groups = channel_groups(truth.shape[0], channels_out)

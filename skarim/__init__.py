@@ -5,7 +5,7 @@ The data flow, one module per stage:
 1. :mod:`skarim.io.ms_read`     -- Measurement Set -> Stokes I visibilities in bounded row chunks
 2. :mod:`skarim.imaging.grid`     -- ducc0 w-gridding per (channel, tile) into the Zarr store
 3. :mod:`skarim.deconv.operator` -- the differentiable per-tile measurement operator (PyTorch)
-4. :mod:`skarim.deconv.rim_tiles` -- the Recurrent Inference Machine (:mod:`skarim.deconv.rim`) per tile
+4. :mod:`skarim.deconv.major_cycle` -- the RIM (:mod:`skarim.deconv.rim`) per tile, in major cycles
 5. :mod:`skarim.io.fits`    -- FITS cubes with Astropy
 """
 

@@ -4,7 +4,22 @@ Library code raises these; only the command-line interface turns them into one l
 stderr and exit status 2.
 """
 
-__all__ = ["SkarimError", "InputError", "StoreMismatchError", "WeightsError", "DeviceError"]
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = [
+    "SkarimError",
+    "InputError",
+    "StoreMismatchError",
+    "WeightsError",
+    "DeviceError",
+    "input_error",
+]
 
 
 class SkarimError(Exception):
@@ -25,3 +40,33 @@ class WeightsError(SkarimError):
 
 class DeviceError(SkarimError):
     """The compute device asked for is not available."""
+
+
+def input_error(
+    exc: ValidationError, context: str, flags: Mapping[str, str] | None = None
+) -> InputError:
+    """One line naming the first invalid field of a pydantic ``ValidationError``.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+        Raised while building a typed config.
+    context : str
+        What was being built, as the message's subject (``configuration``, ``cluster config
+        pipelines/slurm.yaml``).
+    flags : mapping
+        Dotted field name to the command-line flag that sets it (``grid.cell_rad`` ->
+        ``--scale``), named in the message of a missing field.
+
+    Returns
+    -------
+    InputError
+        ``missing --scale: give it on the command line or in the config`` for a missing
+        field that a flag sets, else ``invalid <context> <field>: <reason>``.
+    """
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "missing" and where in (flags or {}):
+        return InputError(f"missing {flags[where]}: give it on the command line or in the config")
+    msg = err["msg"].removeprefix("Value error, ")
+    return InputError(f"invalid {context} {where}: {msg}" if where else msg)

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from skarim.config import RunConfig, Weighting, load_run_config
+from skarim.config import RunConfig, RunFlags
 from skarim.errors import InputError, SkarimError
 
 __all__ = ["app", "main"]
@@ -42,35 +42,6 @@ def _setup_logging(quiet: bool) -> None:
         log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    parts = re.split(r"[x, ]+", text.strip())
-    try:
-        values = [int(p) for p in parts if p]
-    except ValueError:
-        raise InputError(f"--size expects one or two integers, got {text!r}") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2:
-        raise InputError(f"--size expects one or two integers, got {text!r}")
-    return values[0], values[1]
-
-
-def _parse_weight(text: str) -> tuple[Weighting, float | None]:
-    parts = text.replace(":", " ").split()
-    names = ", ".join(w.value for w in Weighting)
-    if not parts or parts[0] not in {w.value for w in Weighting}:
-        raise InputError(
-            f"unknown weighting {text!r}; choose one of: {names} (briggs takes a robustness)"
-        )
-    robust = None
-    if len(parts) > 1:
-        try:
-            robust = float(parts[1])
-        except ValueError:
-            raise InputError(f"briggs robustness must be a number, got {parts[1]!r}") from None
-    return Weighting(parts[0]), robust
 
 
 def _run_with_progress(cfg: RunConfig, quiet: bool) -> None:
@@ -116,7 +87,15 @@ def image(
         bool, typer.Option("--dirty-only", help="Grid dirty and PSF only.")
     ] = False,
     config: Annotated[Path | None, typer.Option(help="YAML run configuration.")] = None,
-    threads: Annotated[int | None, typer.Option(help="Threads handed to ducc0.")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            "--threads-per-worker",
+            help="Threads each task hands to ducc0 and torch, under every scheduler "
+            "(default: the cores shared among the workers).",
+        ),
+    ] = None,
     chunk_rows: Annotated[int | None, typer.Option(help="Rows read at a time.")] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a mismatched store.")
@@ -142,53 +121,18 @@ def image(
         Path | None, typer.Option(help="Job recipe for --cluster, e.g. pipelines/slurm.yaml.")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes, local cluster.")] = None,
-    threads_per_worker: Annotated[
-        int | None, typer.Option(help="Threads each task hands to ducc0 and torch.")
-    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Warnings only.")] = False,
 ) -> None:
     """Image a Measurement Set into FITS cubes (WSClean-like flags); deconvolves by default."""
     _setup_logging(quiet)
-    if scheduler is not None and cluster is not None:
-        raise InputError("--scheduler and --cluster exclude each other: join or start, not both")
-    run_cluster: dict[str, object] = {
-        "kind": "sync" if scheduler == "sync" else cluster,
-        "scheduler": None if scheduler == "sync" else scheduler,
-        "cluster_config": cluster_config,
-        "n_workers": workers,
-        "threads_per_worker": threads_per_worker,
-    }
-    grid: dict[str, object] = {"channels_out": channels_out, "tile": tile, "nthreads": threads}
-    if size is not None:
-        grid["npix_x"], grid["npix_y"] = _parse_size(size)
-    if scale is not None:
-        grid["cell"] = scale
-    if weight is not None:
-        grid["weighting"], grid["robust"] = _parse_weight(weight)
-    read: dict[str, object] = {
-        "ms": ms,
-        "data_column": data_column,
-        "field": field,
-        "spw": spw,
-        "chunk_rows": chunk_rows,
-    }
-    if channel_range is not None:
-        start, stop = _parse_size(channel_range)
-        read["chan_start"], read["chan_stop"] = start, stop
-    overrides = {
-        "read": read,
-        "grid": grid,
-        "output": {"name": name, "overwrite": overwrite or None},
-        "deconv": {
-            "major_cycles": major_cycles,
-            "polish_cycles": polish_cycles,
-            "weights": weights,
-            "device": device,
-        },
-        "cluster": run_cluster,
-        "run": {"dirty_only": dirty_only or None},
-    }
-    cfg = load_run_config(config, overrides)
+    flags = RunFlags(
+        ms=ms, size=size, scale=scale, weight=weight, channels_out=channels_out, tile=tile,
+        name=name, data_column=data_column, field=field, spw=spw, channel_range=channel_range,
+        dirty_only=dirty_only, threads=threads, chunk_rows=chunk_rows, overwrite=overwrite,
+        major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,
+        scheduler=scheduler, cluster=cluster, cluster_config=cluster_config, workers=workers,
+    )  # fmt: skip
+    cfg = RunConfig.from_flags(flags, config)
     _run_with_progress(cfg, quiet)
 
 
@@ -245,7 +189,8 @@ def train(
     ] = None,
 ) -> None:
     """Train the RIM on simulated problems (resumes from the run directory's state.pt)."""
-    from skarim.train.trainer import export_weights, load_train_config
+    from skarim.deconv.weights import export_weights
+    from skarim.train.trainer import load_train_config
     from skarim.train.trainer import train as run_train
 
     _setup_logging(False)

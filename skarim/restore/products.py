@@ -40,9 +40,9 @@ from skarim.beam import Beam, common_beam, fit_beam
 from skarim.config import RunConfig
 from skarim.errors import InputError
 from skarim.io.fits import write_cube
+from skarim.io.store import RunStore
 from skarim.io.wcs import ImageWCS
 from skarim.restore.restore import restore_channel
-from skarim.run.store import RunStore
 
 __all__ = [
     "PRODUCTS",

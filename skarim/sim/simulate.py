@@ -19,8 +19,9 @@ from astropy.time import Time
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from skarim import __version__
-from skarim.errors import InputError
+from skarim.errors import InputError, input_error
 from skarim.imaging.wgridder import Block, image_to_vis
+from skarim.io.correlations import FEED_CORRELATIONS
 from skarim.io.fits import write_cube
 from skarim.io.ms_write import SpectralWindow, write_ms
 from skarim.io.wcs import ImageWCS
@@ -33,7 +34,6 @@ __all__ = ["SimulateConfig", "SimulationResult", "load_simulate_config", "simula
 EPOCH_MJD = 60000.0
 """Day (MJD, UTC; 2023-02-25) on which every simulated track is observed."""
 
-_CORR_TYPES = {"linear": ("XX", "XY", "YX", "YY"), "circular": ("RR", "RL", "LR", "LL")}
 _PREDICT_EPSILON = 1e-7
 _ERA_TURNS_PER_DAY = 1.00273781191135448
 
@@ -167,12 +167,7 @@ def load_simulate_config(values: Mapping[str, Any]) -> SimulateConfig:
     try:
         return SimulateConfig.model_validate(dict(values))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        raise InputError(
-            f"invalid simulate configuration {where}: {msg}" if where else msg
-        ) from None
+        raise input_error(exc, "simulate configuration") from None
 
 
 def simulate(
@@ -260,7 +255,7 @@ def simulate(
         uvw_m=uvw_m,
         spectral_windows=[SpectralWindow(freq_hz, cfg.chan_width_hz)],
         data=data,
-        corr_types=_CORR_TYPES[cfg.feeds],
+        corr_types=FEED_CORRELATIONS[cfg.feeds],
         weight=np.full((nrow, 4), weight, dtype=np.float32),
         field_names=("SIM",),
         phase_dirs_rad=np.array([[ra_rad, dec_rad]]),

@@ -31,9 +31,9 @@ from skarim.config import (
     Weighting,
 )
 from skarim.errors import InputError
+from skarim.io.store import RunStore
 from skarim.restore.products import channel_beams, mfs_weights, write_products
 from skarim.run.pipeline import run_imaging
-from skarim.run.store import RunStore
 
 NPIX, TILE = 64, 32
 CELL_RAD = math.radians(15.0 / 3600)

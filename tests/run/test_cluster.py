@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pytest
 
-import skarim.run.cluster
+import skarim.run.workers
 from skarim.cli.app import main
 from skarim.config import ClusterConfig, ClusterKind, load_run_config
 from skarim.errors import InputError
-from skarim.run.cluster import MIN_WORKER_MEMORY, jobqueue_cluster, load_recipe, plan_workers
+from skarim.run.jobqueue import jobqueue_cluster, load_recipe
+from skarim.run.workers import MIN_WORKER_MEMORY, plan_workers
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 GIB = 2**30
 
 
 def test_doctests_of_the_planner():
-    assert doctest.testmod(skarim.run.cluster).failed == 0
+    assert doctest.testmod(skarim.run.workers).failed == 0
 
 
 @pytest.mark.parametrize(
@@ -67,8 +68,11 @@ def test_cluster_settings_are_validated_and_not_fingerprinted():
         None,
         {
             **base,
-            "cluster": {"kind": "slurm", "cluster_config": PIPELINES / "slurm.yaml"},
-            "grid": {**base["grid"], "nthreads": 8},
+            "cluster": {
+                "kind": "slurm",
+                "cluster_config": PIPELINES / "slurm.yaml",
+                "threads_per_worker": 8,
+            },
         },
     )
     assert elsewhere.cluster.kind is ClusterKind.slurm
@@ -100,7 +104,7 @@ def test_slurm_recipe_job_script():
     # one GPU worker per job, one task at a time, the job's memory, resource GPU=1
     assert "--nthreads 1" in worker and "--nworkers" not in worker
     assert "--memory-limit 64.00GiB" in worker and "--resources=GPU=1" in worker
-    assert "--preload-nanny=skarim.run.cluster" in worker
+    assert "--preload-nanny=skarim.run.workers" in worker
 
 
 def test_pbs_recipe_job_script():

@@ -24,9 +24,9 @@ from distributed import Client, LocalCluster
 from msfactory import point_source_vis, write_stokes_i_ms
 
 from skarim.config import ClusterConfig, load_run_config
-from skarim.run.cluster import NANNY_PRELOAD
+from skarim.io.store import RunStore
 from skarim.run.pipeline import run_imaging
-from skarim.run.store import RunStore
+from skarim.run.workers import NANNY_PRELOAD
 from skarim.sim.layouts import load_layout
 from skarim.sim.uvcoverage import hour_angles_rad, uvw_tracks_m
 
@@ -178,7 +178,7 @@ def test_a_killed_worker_costs_a_retry_not_the_run(ms, client, reference, tmp_pa
     deadline = time.monotonic() + 60
     while victim is None and run.is_alive() and time.monotonic() < deadline:
         for addr, keys in client.processing().items():
-            if any(str(k).startswith("deconvolve_rows") for k in keys):
+            if any(str(k).startswith("tile_pass_task") for k in keys):
                 victim = addr
                 break
         time.sleep(0.01)

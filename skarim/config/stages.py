@@ -1,22 +1,16 @@
-"""The typed run configuration: one frozen object per stage, gathered in :class:`RunConfig`.
+"""The typed configuration of each stage: one frozen pydantic model per stage.
 
-The configuration is built once (from command-line flags, a YAML file, or both) and passed
-down explicitly to every stage. Units live in field names (``cell_rad``); angles given by a
-user (``"1.5asec"``, ``"0.2arcmin"``) are parsed with :mod:`astropy.units` at the edge.
+Units live in field names (``cell_rad``); every choice is an ``Enum`` validated when the
+config is built, the error naming the allowed set.
 """
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import astropy.units as u
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-
-from skarim.errors import InputError
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 __all__ = [
     "Weighting",
@@ -28,48 +22,7 @@ __all__ = [
     "OutputConfig",
     "ClusterKind",
     "ClusterConfig",
-    "RunConfig",
-    "parse_angle_rad",
-    "load_run_config",
 ]
-
-_WSCLEAN_UNITS = {"asec": "arcsec", "amin": "arcmin"}
-_SECTIONS = ("read", "grid", "deconv", "output", "cluster")
-_FLAG_OF_FIELD = {"grid.npix_x": "--size", "grid.npix_y": "--size", "grid.cell_rad": "--scale"}
-
-
-def parse_angle_rad(text: str | float) -> float:
-    """Parse an angle with units into radians.
-
-    Parameters
-    ----------
-    text : str or float
-        ``"1.5asec"``, ``"1.5 arcsec"``, ``"0.01deg"``, ``"2amin"`` (WSClean spellings are
-        accepted), or a bare number, which is taken as degrees as in WSClean.
-
-    Returns
-    -------
-    float
-        The angle in radians.
-
-    Raises
-    ------
-    InputError
-        If the text is not an angle.
-    """
-    if isinstance(text, int | float):
-        return float(u.Quantity(float(text), u.deg).to_value(u.rad))
-    s = str(text).strip()
-    match = re.fullmatch(r"([-+0-9.eE]+)\s*([A-Za-z]*)", s)
-    if match is None:
-        raise InputError(f"cannot parse angle {text!r}: give a number and a unit, e.g. 1.5asec")
-    value, unit = match.groups()
-    unit = _WSCLEAN_UNITS.get(unit, unit) or "deg"
-    try:
-        q = u.Quantity(float(value), u.Unit(unit))
-        return float(q.to_value(u.rad))
-    except (ValueError, u.UnitsError, TypeError) as exc:
-        raise InputError(f"cannot parse angle {text!r}: {exc}") from None
 
 
 class _Frozen(BaseModel):
@@ -167,15 +120,13 @@ class GridConfig(_Frozen):
         benchmark skies (the difference stays below 0.13 of the noise).
     double_precision : bool
         Grid in float64 (tests against a direct DFT); float32 otherwise.
-    nthreads : int
-        Threads handed to ducc0.
     facet_pix : int
         Largest side, in pixels, gridded by one ducc0 call; a facet is a block of whole
         tiles, so memory per task follows this number, not the image size.
     memory_budget_mb : int
         MiB allowed for the float64 accumulators of the output channels gridded together
         in one read of the Measurement Set (per channel: a facet image, the PSF and the
-        weight grid); :func:`skarim.imaging.grid.groups_per_batch` turns it into a channel count.
+        weight grid); :func:`skarim.imaging.plan.groups_per_batch` turns it into a channel count.
         The read chunk (``ReadConfig.chunk_mb``) and ducc0's working memory come on top.
     """
 
@@ -188,7 +139,6 @@ class GridConfig(_Frozen):
     tile: int = 256
     epsilon: float = 1e-4
     double_precision: bool = False
-    nthreads: int = 1
     facet_pix: int = 8192
     memory_budget_mb: int = 2048
 
@@ -371,9 +321,9 @@ class ClusterConfig(_Frozen):
     n_workers : int or None
         Worker processes of a local cluster; None sizes it to the machine.
     threads_per_worker : int or None
-        Threads each task hands to ducc0 and torch; None: the machine's cores divided among
-        the workers (local), the job's cores among its processes (slurm, pbs), 1 (joined
-        scheduler), ``GridConfig.nthreads`` (sync).
+        Threads each task hands to ducc0 and torch (``--threads``), under every scheduler;
+        None: the machine's cores divided among the workers (local), the job's cores among
+        its processes (slurm, pbs), 1 (joined scheduler, sync).
     """
 
     kind: ClusterKind = ClusterKind.local
@@ -396,83 +346,3 @@ class ClusterConfig(_Frozen):
         if self.scheduler is not None and self.kind is not ClusterKind.local:
             raise ValueError(f"--scheduler ADDRESS joins a running cluster; not with {self.kind}")
         return self
-
-
-class RunConfig(_Frozen):
-    """Everything one imaging run needs, built once and passed down."""
-
-    read: ReadConfig
-    grid: GridConfig
-    deconv: DeconvConfig = DeconvConfig()
-    output: OutputConfig = OutputConfig()
-    cluster: ClusterConfig = ClusterConfig()
-    dirty_only: bool = False
-
-    def fingerprint_dict(self) -> dict[str, Any]:
-        """The parts of the config that decide the store's contents (JSON-able).
-
-        Cluster settings, thread counts and read chunking are left out: a run resumed on
-        another cluster, or with more threads, is the same run.
-        """
-        return {
-            "read": self.read.model_dump(mode="json", exclude={"chunk_mb", "chunk_rows"}),
-            "grid": self.grid.model_dump(
-                mode="json", exclude={"nthreads", "facet_pix", "memory_budget_mb"}
-            ),
-            "deconv": self.deconv.model_dump(mode="json", include={"weights", "margin"}),
-        }
-
-
-def load_run_config(yaml_path: Path | None, overrides: dict[str, dict[str, Any]]) -> RunConfig:
-    """Build the run configuration from an optional YAML file and flag overrides.
-
-    Parameters
-    ----------
-    yaml_path : Path or None
-        YAML file with sections ``read``, ``grid``, ``deconv``, ``output``, ``cluster`` and the key
-        ``dirty_only``; angles may carry units (``cell: 1.5asec``).
-    overrides : dict
-        Section name to field values given on the command line; they win over the file.
-
-    Returns
-    -------
-    RunConfig
-
-    Raises
-    ------
-    InputError
-        If the file cannot be read or a value is invalid; the message names the field.
-    """
-    data: dict[str, Any] = {}
-    if yaml_path is not None:
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read config {yaml_path}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise InputError(f"config {yaml_path} is not a mapping of sections")
-        data = loaded
-    merged: dict[str, Any] = {}
-    for key in _SECTIONS:
-        section = dict(data.get(key) or {})
-        section.update({k: v for k, v in overrides.get(key, {}).items() if v is not None})
-        if key == "grid" and "cell" in section:
-            section["cell_rad"] = parse_angle_rad(section.pop("cell"))
-        merged[key] = section
-    unknown = set(data) - {*_SECTIONS, "dirty_only"}
-    if unknown:
-        raise InputError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-    dirty_only = overrides.get("run", {}).get("dirty_only")
-    merged["dirty_only"] = bool(data.get("dirty_only", False)) if dirty_only is None else dirty_only
-    try:
-        return RunConfig.model_validate(merged)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "missing":
-            flag = _FLAG_OF_FIELD.get(where, where)
-            raise InputError(
-                f"missing {flag}: give it on the command line or in the config"
-            ) from None
-        msg = err["msg"].removeprefix("Value error, ")
-        raise InputError(f"invalid configuration {where}: {msg}" if where else msg) from None

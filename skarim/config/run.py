@@ -1,0 +1,114 @@
+"""The whole run's configuration: :class:`RunConfig`, built once from flags, YAML or both.
+
+The configuration is passed down explicitly to every stage. Every invalid value, from a flag
+or from the file, becomes one :class:`~skarim.errors.InputError` naming the field
+(:func:`skarim.errors.input_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from skarim.config.flags import RunFlags
+from skarim.config.stages import (
+    ClusterConfig,
+    DeconvConfig,
+    GridConfig,
+    OutputConfig,
+    ReadConfig,
+    _Frozen,
+)
+from skarim.config.units import parse_angle_rad
+from skarim.errors import InputError, input_error
+
+__all__ = ["RunConfig", "load_run_config"]
+
+_SECTIONS = ("read", "grid", "deconv", "output", "cluster")
+_FLAG_OF_FIELD = {"grid.npix_x": "--size", "grid.npix_y": "--size", "grid.cell_rad": "--scale"}
+
+
+class RunConfig(_Frozen):
+    """Everything one imaging run needs, built once and passed down."""
+
+    read: ReadConfig
+    grid: GridConfig
+    deconv: DeconvConfig = DeconvConfig()
+    output: OutputConfig = OutputConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    dirty_only: bool = False
+
+    @classmethod
+    def from_flags(cls, flags: RunFlags, yaml_path: Path | None = None) -> RunConfig:
+        """The run of ``skarim image``'s flags, over the YAML file ``yaml_path`` if given.
+
+        Raises
+        ------
+        InputError
+            A flag or a config value that cannot be used, named in one line.
+        """
+        return load_run_config(yaml_path, flags.overrides())
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        """The parts of the config that decide the store's contents (JSON-able).
+
+        Cluster settings, thread counts and read chunking are left out: a run resumed on
+        another cluster, or with more threads, is the same run.
+        """
+        return {
+            "read": self.read.model_dump(mode="json", exclude={"chunk_mb", "chunk_rows"}),
+            "grid": self.grid.model_dump(mode="json", exclude={"facet_pix", "memory_budget_mb"}),
+            "deconv": self.deconv.model_dump(mode="json", include={"weights", "margin"}),
+        }
+
+
+def load_run_config(yaml_path: Path | None, overrides: Mapping[str, Any]) -> RunConfig:
+    """Build the run configuration from an optional YAML file and flag overrides.
+
+    Parameters
+    ----------
+    yaml_path : Path or None
+        YAML file with sections ``read``, ``grid``, ``deconv``, ``output``, ``cluster`` and the key
+        ``dirty_only``; angles may carry units (``cell: 1.5asec``).
+    overrides : mapping
+        Section name to field values given on the command line, and ``dirty_only``; they win
+        over the file (None values are not given).
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or a value is invalid; the message names the field.
+    """
+    data: dict[str, Any] = {}
+    if yaml_path is not None:
+        try:
+            loaded = yaml.safe_load(Path(yaml_path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read config {yaml_path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise InputError(f"config {yaml_path} is not a mapping of sections")
+        data = loaded
+    merged: dict[str, Any] = {}
+    for key in _SECTIONS:
+        section = dict(data.get(key) or {})
+        section.update({k: v for k, v in overrides.get(key, {}).items() if v is not None})
+        if key == "grid" and "cell" in section:
+            section["cell_rad"] = parse_angle_rad(section.pop("cell"))
+        merged[key] = section
+    unknown = set(data) - {*_SECTIONS, "dirty_only"}
+    if unknown:
+        raise InputError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    dirty_only = overrides.get("dirty_only")
+    merged["dirty_only"] = bool(data.get("dirty_only", False)) if dirty_only is None else dirty_only
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise input_error(exc, "configuration", _FLAG_OF_FIELD) from None

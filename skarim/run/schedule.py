@@ -1,0 +1,245 @@
+"""The scheduler of one run: tasks submitted as the results they depend on come back.
+
+Per batch of output channels: grid (unless the store says it is gridded), then for each
+major cycle not finished in the store, tile-pass tasks over the blocks of tile rows holding a
+tile below that cycle, for each channel of the batch that has data, then the batch's
+finish-cycle task (exact residuals, accept or refuse). Batches advance independently: batch
+0 may be in its second cycle while batch 1 is still gridding. What the store's markers say is
+done is not submitted again, so re-running a killed run resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from skarim.config import RunConfig
+from skarim.imaging.plan import ChannelGroup, groups_per_batch
+from skarim.io.store import RunStore
+from skarim.run.runner import TaskRunner
+from skarim.run.tasks import (
+    CycleTaskResult,
+    GridTaskResult,
+    TaskContext,
+    TilePassResult,
+    finish_cycle_task,
+    grid_task,
+    tile_pass_task,
+)
+
+if TYPE_CHECKING:
+    from skarim.deconv.major_cycle import ChannelCycleStats
+
+__all__ = ["CycleRecord", "ScheduleTotals", "Schedule"]
+
+log = logging.getLogger("skarim")
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """One (cycle, channel) finished by a run.
+
+    Attributes
+    ----------
+    cycle : int
+        The major cycle (the RIM's first, then the polish's).
+    sigma : float
+        The channel's robust noise the cycle's tile passes used, Jy/beam.
+    stats : ChannelCycleStats
+        How the cycle ended for the channel.
+    """
+
+    cycle: int
+    sigma: float
+    stats: ChannelCycleStats
+
+
+@dataclass
+class ScheduleTotals:
+    """What the tasks of one invocation did, summed as their results came back."""
+
+    nonfinite: int = 0
+    tiles_gridded: int = 0
+    tiles_deconvolved: int = 0
+    tiles_skipped: int = 0
+    grid_s: float = 0.0
+    deconvolve_s: float = 0.0
+    residual_s: float = 0.0
+
+    @property
+    def task_s(self) -> dict[str, float]:
+        """Task seconds per stage."""
+        return {"grid": self.grid_s, "deconvolve": self.deconvolve_s, "residual": self.residual_s}
+
+
+class Schedule:
+    """The tasks of one run. Tags are ``("grid", b)``, ``("rim", b, k)``, ``("residual", b, k)``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run, its paths absolute (workers may run elsewhere).
+    store : RunStore
+        The run's store, for the markers.
+    groups : list of ChannelGroup
+        The output channels.
+    runner : TaskRunner
+        Where tasks run.
+    ctx : TaskContext
+        Handed to every task: the store's path, threads, the RIM's device.
+    on_tiles : callable
+        Progress: called with the (channel, tile) units just finished.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        store: RunStore,
+        groups: list[ChannelGroup],
+        runner: TaskRunner,
+        ctx: TaskContext,
+        on_tiles: Callable[[int], None],
+    ) -> None:
+        from skarim.deconv.tiles import row_blocks, tile_windows
+
+        self.cfg, self.store, self.runner, self.ctx = cfg, store, runner, ctx
+        self.on_tiles = on_tiles
+        self.totals = ScheduleTotals()
+        self.records: list[CycleRecord] = []
+        self.cycles = 0 if cfg.dirty_only else cfg.deconv.total_cycles
+        self.rim_cycles = cfg.deconv.major_cycles
+        self.ntiles = cfg.grid.ntile_x * cfg.grid.ntile_y
+        self.total_units = len(groups) * self.ntiles * (1 + self.cycles)
+        per = min(groups_per_batch(cfg.grid), -(-len(groups) // runner.n_workers))
+        self.batches = [groups[i : i + per] for i in range(0, len(groups), per)]
+        self.active: dict[int, list[ChannelGroup]] = {}  # batch -> its channels with data
+        self.wins = tile_windows(cfg)
+        self.blocks = row_blocks(cfg, runner.n_workers)
+        self.pending: dict[int, int] = {}  # batch -> tile tasks of its running cycle still out
+        self.sigma: dict[int, float] = {}  # channel -> noise of its running cycle
+
+    def done_units(self) -> int:
+        """Units the store already holds: tiles gridded, tiles' passes."""
+        done = int(np.count_nonzero(self.store.array("gridded")[...]))
+        if self.cycles:
+            done += int(np.minimum(self.store.array("cycle")[...], self.cycles).sum())
+        return done
+
+    def run(self) -> None:
+        """Submit the first task of every batch, then react to results until none is out."""
+        for b, groups in enumerate(self.batches):
+            if all(self.store.channel_gridded(g.index) for g in groups):
+                self._gridded(b)
+            else:
+                self._submit(("grid", b), grid_task, groups)
+        for tag, out in self.runner.completed():
+            self._done(tag, out)
+
+    def _submit(
+        self, tag: tuple, fn: Callable[..., Any], *args: Any, gpu: bool = False, priority: int = 0
+    ) -> None:
+        self.runner.submit(tag, fn, self.ctx, self.cfg, *args, gpu=gpu, priority=priority)
+
+    def _done(self, tag: tuple, out: GridTaskResult | TilePassResult | CycleTaskResult) -> None:
+        b = tag[1]
+        t = self.totals
+        if isinstance(out, GridTaskResult):
+            t.grid_s += out.seconds
+            t.tiles_gridded += out.tiles
+            t.nonfinite += out.nonfinite
+            self.on_tiles(out.tiles)
+            self._gridded(b)
+        elif isinstance(out, TilePassResult):
+            t.deconvolve_s += out.seconds
+            t.tiles_deconvolved += out.tiles
+            t.tiles_skipped += out.skipped
+            self.on_tiles(out.tiles)
+            self.pending[b] -= 1
+            if self.pending[b] == 0:
+                self._submit_residual(b, tag[2])
+        else:
+            cycle = tag[2]
+            t.residual_s += out.seconds
+            for stats in out.channels:
+                self._record(cycle, stats)
+                if stats.stopped or stats.converged:  # its phase's later cycles: done
+                    self.on_tiles(self.ntiles * (self._phase_end(cycle) - cycle))
+            self._start_cycle(b, cycle + 1)
+
+    def _phase_end(self, cycle: int) -> int:
+        """The last cycle of the phase (RIM, then polish) that ``cycle`` belongs to."""
+        return self.rim_cycles if cycle <= self.rim_cycles else self.cycles
+
+    def _record(self, cycle: int, stats: ChannelCycleStats) -> None:
+        chan = stats.channel
+        record = CycleRecord(cycle, self.sigma[chan], stats)
+        self.records.append(record)
+        phase = "RIM" if cycle <= self.rim_cycles else "polish"
+        if stats.stopped and not stats.unchanged:
+            log.warning(
+                "cycle %d channel %d: the residual rms would not fall (%.3g -> %.3g Jy/beam): "
+                "the model of cycle %d is kept and the channel's %s cycles stop",
+                cycle, chan, stats.previous_rms, stats.refused_rms, cycle - 1, phase,
+            )  # fmt: skip
+            return
+        if stats.stopped:  # the cycle changed nothing: no tile held anything to do
+            log.info(
+                "cycle %d (%s) channel %d: nothing above the thresholds, the residual rms stays "
+                "%.3g Jy/beam: the channel's %s cycles end",
+                cycle, phase, chan, stats.previous_rms, phase,
+            )  # fmt: skip
+            return
+        end = f"; converged: the channel's {phase} cycles end" if stats.converged else ""
+        log.info(
+            "cycle %d (%s) channel %d: noise %.3g, residual rms %.3g Jy/beam (%.2f x its noise), "
+            "model flux %.4g Jy%s",
+            cycle, phase, chan, record.sigma, stats.rms, stats.noise_ratio, stats.flux, end,
+        )  # fmt: skip
+
+    def _gridded(self, b: int) -> None:
+        if not self.cycles:
+            return
+        active = []
+        for group in self.batches[b]:
+            if self.store.array("sumwt")[group.index] > 0:
+                active.append(group)
+                continue
+            log.warning("output channel %d has no unflagged data: its planes are zero", group.index)
+            done = np.minimum(self.store.array("cycle")[group.index], self.cycles).sum()
+            self.on_tiles(self.ntiles * self.cycles - int(done))
+        self.active[b] = active
+        if active:
+            self._start_cycle(b, min(int(self.store.array("rcycle")[g.index]) for g in active) + 1)
+
+    def _start_cycle(self, b: int, cycle: int) -> None:
+        from skarim.deconv.noise import channel_sigma
+
+        if cycle > self.cycles:
+            return
+        source = "dirty" if cycle == 1 else "residual"
+        tasks = []
+        for group in self.active[b]:
+            chan = group.index
+            markers = self.store.array("cycle")[chan]  # (nty, ntx)
+            blocks = [r for r in self.blocks if np.any(markers[r.start : r.stop] < cycle)]
+            if blocks:  # when none, the channel was done before an interruption
+                self.sigma[chan] = sigma = channel_sigma(self.store, chan, source, self.wins)
+                tasks += [(chan, rows, sigma) for rows in blocks]
+            elif int(self.store.array("rcycle")[chan]) < cycle:  # its residual is still due
+                self.sigma[chan] = channel_sigma(self.store, chan, source, self.wins)
+        self.pending[b] = len(tasks)
+        if not tasks:
+            self._submit_residual(b, cycle)
+        gpu = self.ctx.device == "cuda"
+        for chan, rows, sigma in tasks:
+            self._submit(("rim", b, cycle), tile_pass_task, chan, cycle, rows, sigma, gpu=gpu)
+
+    def _submit_residual(self, b: int, cycle: int) -> None:
+        # a batch's residual unblocks its next cycle: run it before waiting tile tasks
+        self._submit(
+            ("residual", b, cycle), finish_cycle_task, self.active[b], cycle, priority=1
+        )

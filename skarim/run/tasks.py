@@ -1,0 +1,155 @@
+"""The worker tasks of a run: every function the scheduler submits, and what each returns.
+
+A task takes a :class:`TaskContext` (the store, the threads it may use, the device of the
+RIM) and the run's :class:`~skarim.config.RunConfig`; it opens the store by path, writes only
+its own (channel, tile) region and progress markers, and returns a small frozen result. Tasks
+are idempotent: a task retried after its worker died redoes at most what it had not marked.
+
+- :func:`grid_task`: grid a batch of output channels (:func:`skarim.imaging.grid.grid_channels`);
+- :func:`tile_pass_task`: one major cycle's pass (RIM or polish) over a block of tile rows of
+  one channel (:func:`skarim.deconv.passes.deconvolve_rows`);
+- :func:`finish_cycle_task`: a batch's exact residuals and the accept/refuse decision of one
+  major cycle (:func:`skarim.deconv.major_cycle.finish_cycle`).
+
+Threads are handed to ducc0 and torch as arguments: no environment variable is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import TYPE_CHECKING, Literal
+
+from skarim.config import RunConfig
+from skarim.imaging.grid import grid_channels
+from skarim.imaging.plan import ChannelGroup
+from skarim.io.store import RunStore
+
+if TYPE_CHECKING:
+    from skarim.deconv.major_cycle import ChannelCycleStats
+
+__all__ = [
+    "TaskContext",
+    "GridTaskResult",
+    "TilePassResult",
+    "CycleTaskResult",
+    "grid_task",
+    "tile_pass_task",
+    "finish_cycle_task",
+]
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Where a task writes and what it may use.
+
+    Attributes
+    ----------
+    store_path : Path
+        The run's Zarr store (absolute: workers may run elsewhere).
+    threads : int
+        Threads the task hands to ducc0 and torch.
+    device : {"cpu", "cuda"}
+        Where the RIM runs; ``cuda`` takes this worker's GPU
+        (:func:`skarim.deconv.device.select_device`).
+    """
+
+    store_path: Path
+    threads: int = 1
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+@dataclass(frozen=True)
+class GridTaskResult:
+    """What :func:`grid_task` did: ``tiles`` written, ``nonfinite`` visibilities dropped."""
+
+    tiles: int
+    nonfinite: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TilePassResult:
+    """What :func:`tile_pass_task` did: ``tiles`` written, of those ``skipped`` by the RIM."""
+
+    tiles: int
+    skipped: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CycleTaskResult:
+    """What :func:`finish_cycle_task` did: one entry per channel it finished (maybe none)."""
+
+    channels: tuple[ChannelCycleStats, ...]
+    seconds: float
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _worker_name() -> str | None:
+    """Name of the Dask worker running this task; None outside one (the sync scheduler)."""
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().name)
+    except ValueError:
+        return None
+
+
+def grid_task(ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup]) -> GridTaskResult:
+    """Grid a batch of output channels into the store; facets already gridded are skipped."""
+    start = perf_counter()
+    store = RunStore.open(ctx.store_path, mode="r+")
+    written: list[int] = []
+    stats = grid_channels(store, cfg.read, cfg.grid, groups, ctx.threads, written.append)
+    return GridTaskResult(sum(written), stats["nonfinite"], perf_counter() - start)
+
+
+def tile_pass_task(
+    ctx: TaskContext, cfg: RunConfig, chan: int, cycle: int, rows: range, sigma: float
+) -> TilePassResult:
+    """Pass ``cycle`` (RIM or polish) over tile rows ``rows`` of channel ``chan``.
+
+    ``sigma`` is the channel's noise for this cycle, Jy/beam
+    (:func:`skarim.deconv.noise.channel_sigma`). Tiles already at ``cycle`` are left out.
+    """
+    from skarim.deconv.device import select_device
+    from skarim.deconv.passes import deconvolve_rows
+
+    start = perf_counter()
+    store = RunStore.open(ctx.store_path, mode="r+")
+    device = select_device(ctx.device, cfg.deconv.precision, worker=_worker_name())
+    with _torch_threads(ctx.threads):
+        written, skipped = deconvolve_rows(store, cfg, chan, cycle, rows, sigma, device)
+    return TilePassResult(written, skipped, perf_counter() - start)
+
+
+def finish_cycle_task(
+    ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup], cycle: int
+) -> CycleTaskResult:
+    """Exact residuals and the decision of cycle ``cycle`` for the channels still due.
+
+    Channels whose ``rcycle`` already reached ``cycle`` (a retried task, or a run killed
+    between two channels' markers) are left alone.
+    """
+    from skarim.deconv.major_cycle import finish_cycle
+
+    start = perf_counter()
+    store = RunStore.open(ctx.store_path, mode="r+")
+    todo = [g for g in groups if int(store.array("rcycle")[g.index]) < cycle]
+    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads) if todo else []
+    return CycleTaskResult(tuple(stats), perf_counter() - start)
