@@ -15,10 +15,9 @@ Measurement Set carry the same beam:
 - WSClean computes the pixel offsets of the box in unsigned arithmetic, so every pixel left
   of or below the centre lands at a huge offset where the model is zero, and only the
   quadrant ``x >= 0, y >= 0`` (FITS pixels: west and north of the peak, axes included) shapes
-  the fit. skarim fits that quadrant on purpose: on a MeerKAT-like PSF (512^2 pixels of
-  2 arcsec, Briggs 0) the quadrant fit reproduces WSClean's ``BMAJ/BMIN/BPA`` to 1e-5
-  (``bench/beam_vs_wsclean.py``), where a fit over the whole box differs by 5 % in the minor
-  axis and 9 degrees in position angle. For a Gaussian PSF both fits agree exactly.
+  the fit. skarim fits that quadrant on purpose, to reproduce WSClean's ``BMAJ/BMIN/BPA``
+  (``bench/beam_vs_wsclean.py`` compares them), where a fit over the whole box differs on
+  PSFs that are not Gaussian. For a Gaussian PSF both fits agree exactly.
 
 WSClean starts from the theoretical beam ``1 / max |uvw|``; skarim starts from the main
 lobe's area above half maximum, which gives the same box after WSClean's widening step (and

@@ -115,9 +115,8 @@ class GridConfig(_Frozen):
     tile : int
         Tile side in pixels: the unit of storage, scheduling and deconvolution.
     epsilon : float
-        ducc0 gridding accuracy: 1e-4 is WSClean's ``-wgridder-accuracy`` default. Against
-        1e-5 it made the exact residuals 1.2x faster for the same SNR to 0.05 dB on the
-        benchmark skies (the difference stays below 0.13 of the noise).
+        ducc0 gridding accuracy: 1e-4 is WSClean's ``-wgridder-accuracy`` default
+        (docs/benchmarks.md compares it with 1e-5).
     double_precision : bool
         Grid in float64 (tests against a direct DFT); float32 otherwise.
     facet_pix : int

@@ -1,6 +1,6 @@
 """Classical deconvolution on a tile (numpy): Hogbom CLEAN and projected gradient.
 
-They are the yardsticks of the RIM's validation (DESIGN.md section 6): a RIM that loses to
+They are the yardsticks of the RIM's validation (docs/design.md section 6): a RIM that loses to
 non-negative projected gradient descent has learned nothing. Hogbom CLEAN also polishes the
 RIM's residual in the pipeline's last major cycles
 (:func:`skarim.deconv.hogbom_deconvolver.polish_windows`).

@@ -52,9 +52,9 @@ def select_device(
     another worker name takes GPU 0, and outside a worker it is the current GPU.
 
     The precision ``auto`` is bfloat16 on a CPU with native bfloat16 arithmetic (AVX512-BF16
-    or AMX), where it ran the RIM 1.5x faster than float32 for the same pipeline SNR to
-    0.03 dB (measured on the MeerKAT bench case), and float32 elsewhere: a CPU without it
-    would emulate bfloat16 slowly, and on GPUs its quality has not been measured.
+    or AMX), where it runs the RIM faster than float32 for the same pipeline SNR
+    (docs/benchmarks.md), and float32 elsewhere: a CPU without it would emulate bfloat16
+    slowly, and on GPUs its quality has not been measured.
 
     Parameters
     ----------

@@ -1,12 +1,12 @@
-"""The per-tile measurement operator seen by the RIM (DESIGN.md section 5), in PyTorch.
+"""The per-tile measurement operator seen by the RIM (docs/design.md section 5), in PyTorch.
 
 For a ``t x t`` tile and its ``2t x 2t`` PSF (peak at pixel ``(t, t)``):
 
 - ``P``: zero-pad the tile into the corner of a ``2t x 2t`` grid;
 - ``F``: the unitary 2-D FFT;
 - ``M = Re fft2(ifftshift(psf_2t))``: the gridded uv sampling. It is >= 0 up to the
-  truncation of the PSF to ``2t`` (measured on a 4 h MeerKAT track: the negative cells hold
-  0.9 % of the total), so the forward operator uses ``sqrt(max(M, 0))``;
+  truncation of the PSF to ``2t`` (a small fraction of the cells are negative), so the
+  forward operator uses ``sqrt(max(M, 0))``;
 - forward ``A x = sqrt(M) F P x``, adjoint ``A^H z = Re P^T F^H (sqrt(M) z)``;
 - normal ``PSF (*) x``: the exact linear convolution cropped to the tile (the unclipped
   ``M``), equal to ``A^H A x`` up to that clipping;

@@ -3,7 +3,7 @@
 The cell follows the seed talk: embedding conv 5x5, conv-GRU 3x3, conv 3x3 dilated 2,
 conv-GRU 3x3, conv 1x1 to the update. Inputs at each step are the estimate, the data-term
 gradient and its Fourier-preconditioned version, all divided by a per-tile scale ``s``, and
-the noise level ``sigma / s`` as a constant plane (DESIGN.md section 6).
+the noise level ``sigma / s`` as a constant plane (docs/design.md section 6).
 
 Each step is a learned correction on top of a projected, preconditioned gradient step::
 
@@ -85,9 +85,9 @@ class RIM(nn.Module):
         """Put the convolutions (weights, hidden states, activations) in ``dtype``, in place.
 
         The estimate, the step sizes and the operator stay in the input's dtype; only the
-        network's features are cast on the way in and its update on the way out. bfloat16
-        layers run the RIM 1.6x faster on a CPU with native bfloat16 than autocast does
-        (measured on one 320^2 window, one thread): autocast casts every layer's input anew.
+        network's features are cast on the way in and its update on the way out. Casting the
+        layers once is faster than ``torch.autocast``, which casts every layer's input anew
+        and keeps the hidden states in float32.
         """
         for layer in (self.embed, self.gru1, self.mid, self.gru2, self.out):
             layer.to(dtype)

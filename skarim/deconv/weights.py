@@ -105,8 +105,8 @@ def load_rim(path: Path | None, device: torch.device, dtype: torch.dtype = torch
         raise WeightsError(
             f"RIM weights file {path} is corrupt or not skarim weights ({type(exc).__name__})"
         ) from None
-    # channels-last convolutions: 1.25x faster on the CPU for four 320^2 windows (measured),
-    # equal to the default layout to float32 round-off
+    # channels-last convolutions: faster on the CPU, equal to the default layout to float32
+    # round-off (docs/benchmarks.md)
     return model.to(device, memory_format=torch.channels_last).cast_layers(dtype).eval()
 
 

@@ -179,8 +179,8 @@ def weighting_pass(
 
 #: Channel batches read whole (their selection in one chunk) that a process holds, with
 #: their weight grids, for the next exact residual of the same channels: that residual then
-#: reads nothing from the Measurement Set (2.5 -> 1.9 s for two channels of the full
-#: MeerKAT bench case). Each holds one chunk of at most ``ReadConfig.chunk_mb``.
+#: reads nothing from the Measurement Set. Each holds one chunk of at most
+#: ``ReadConfig.chunk_mb``.
 HELD_BATCHES = 2
 
 _HELD: OrderedDict[str, ChannelBatch] = OrderedDict()

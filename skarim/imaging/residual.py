@@ -7,7 +7,7 @@ Measurement Set is predicted from each channel's model (``ducc0`` ``dirty2vis`` 
 facet, with the same w-gridding and offsets as imaging), subtracted from the data, and imaged
 onto each facet with the run's imaging weights: one weighting pass and one pass per facet over
 the Measurement Set for the whole batch. This is what repairs the approximations of the tile
-operator (w-terms, sidelobes reaching across tiles, tile edges): DESIGN.md section 7.
+operator (w-terms, sidelobes reaching across tiles, tile edges): docs/design.md section 7.
 """
 
 from __future__ import annotations

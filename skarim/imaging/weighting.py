@@ -9,9 +9,9 @@ the factor of its cell.
 Conventions, read in WSClean's source (``structures/imageweights.h``/``.cpp``,
 ``main/settings.h``/``.cpp``, ``structures/weightmode.h``, ``gridding/msgridderbase.cpp``,
 ``imageweightcache.h``, ``msproviders/msprovider.cpp``; public mirrors of 3.x) and checked
-against WSClean 3.1.0 itself on the shared EVLA Measurement Set: its ``-save-weights`` grids
-agree to float32 round-off, and its dirty images and PSFs (``-use-wgridder``) to 1e-6 of the
-peak, for natural, uniform and Briggs weighting:
+against WSClean 3.1.0 itself on the shared EVLA Measurement Set (its ``-save-weights`` grids,
+dirty images and PSFs, for natural, uniform and Briggs weighting; ``tests/imaging/
+test_weighting.py`` keeps WSClean's grids as a reference):
 
 - **Grid size.** The weight grid is the *padded* image, not the image:
   ``Settings::RecalculateDerivedDimensions`` sets
@@ -33,7 +33,7 @@ peak, for natural, uniform and Briggs weighting:
 - **Uniform.** ``val = 1.0 / val`` for occupied cells: ``w / W_k``.
 - **Briggs.** ``avgW = sum_k W_k^2 / _totalSum`` (over the half-plane grid and the gridded
   weights), ``numeratorSqrt = 5 exp(-ln(10) R)``, ``sSq = numeratorSqrt^2 / avgW``, factor
-  ``1 / (1 + W_k sSq)``: DESIGN.md section 3's ``w / (1 + W_k f^2)``.
+  ``1 / (1 + W_k sSq)``: docs/design.md section 3's ``w / (1 + W_k f^2)``.
 - **Natural.** Factor 1 in occupied cells (``if (val != 0.0) val = 1.0``): ``w`` unchanged
   inside the grid, 0 outside.
 - **Rank filter, on by default.** ``Settings`` has ``rankFilterLevel = 3.0`` and

@@ -4,8 +4,8 @@ Conventions (proved by ``tests/test_wgridder.py`` against a direct DFT and astro
 
 - Visibilities follow the sign convention of WSClean and CASA on Measurement Sets,
   ``V(u, v, w) = sum I(l, m) exp(+2 pi i (u l + v m + w (n - 1)))``, so the dirty image is
-  ``sum w V exp(-2 pi i (u l + v m + w (n - 1)))`` (measured: WSClean 3.1's dirty image of
-  a real EVLA MS equals ours to 1.3e-6 of the peak). ducc0's own kernel is
+  ``sum w V exp(-2 pi i (u l + v m + w (n - 1)))`` (``bench/wsclean_dirty.py`` compares it
+  with WSClean's dirty image). ducc0's own kernel is
   ``exp(+2 pi i (u l + v m - w (n - 1)))``, hence ``flip_u=True, flip_v=True``.
 - Images are returned in FITS order ``[y, x]``: ``y`` grows with Dec (``m``) and ``x``
   grows to the west (with ``-l``), the phase centre at 0-based pixel ``(nx/2, ny/2)`` of the

@@ -1,4 +1,4 @@
-"""The run's Zarr v3 store, laid out by (channel, tile) (DESIGN.md section 8).
+"""The run's Zarr v3 store, laid out by (channel, tile) (docs/design.md section 8).
 
 Schema (``c`` output channels, ``t`` tile side, ``ny x nx`` image):
 

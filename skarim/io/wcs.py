@@ -1,6 +1,6 @@
 """The world coordinates of a skarim image: one object, one FITS header, one astropy WCS.
 
-Conventions (DESIGN.md section 1, as in WSClean):
+Conventions (docs/design.md section 1, as in WSClean):
 
 - SIN projection about the phase centre, square pixels of ``cell_rad``; the phase centre sits
   at 0-based pixel ``(npix_x/2, npix_y/2)``, i.e. FITS ``CRPIX = npix/2 + 1``.

@@ -16,7 +16,7 @@ The command line and the tests call :func:`run_imaging`. It schedules the run's 
 
 :class:`skarim.run.schedule.Schedule` submits them as their inputs come back; what is already
 done according to the store's markers is not submitted again, and every task skips what its
-markers say is done, so re-running a killed run resumes it (DESIGN.md section 8). The run
+markers say is done, so re-running a killed run resumes it (docs/design.md section 8). The run
 ends with a summary: wall time, task time per stage, tiles and residuals computed, peak
 memory per worker; logged, and kept in the store's ``runs`` attribute.
 """

@@ -29,8 +29,8 @@ def dask_setup(nanny: Any) -> None:
 
     Dask's nanny puts ``MALLOC_TRIM_THRESHOLD_=65536`` in its worker's environment so that
     freed memory goes back to the OS sooner. Any explicit value turns off glibc's adaptive
-    mmap threshold, and the RIM's tensors are then mapped and unmapped at every step:
-    measured, twice the CPU time per tile batch. skarim's tasks keep their memory bounded
+    mmap threshold, and the RIM's tensors are then mapped and unmapped at every step, which
+    costs CPU time on every tile batch. skarim's tasks keep their memory bounded
     by the tile batch, so the worker starts with glibc's defaults instead.
     """
     nanny.pre_spawn_env.pop("MALLOC_TRIM_THRESHOLD_", None)
