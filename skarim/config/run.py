@@ -53,16 +53,19 @@ class RunConfig(_Frozen):
         """
         return load_run_config(yaml_path, flags.overrides())
 
-    def fingerprint_dict(self) -> dict[str, Any]:
+    def fingerprint_dict(self, weights_sha256: str | None = None) -> dict[str, Any]:
         """The parts of the config that decide the store's contents (JSON-able).
 
         Cluster settings, thread counts and read chunking are left out: a run resumed on
-        another cluster, or with more threads, is the same run.
+        another cluster, or with more threads, is the same run. The RIM's weights are named
+        by the digest of the file the run uses (``weights_sha256``,
+        :func:`skarim.deconv.weights.weights_sha256`), not by its path: the shipped weights
+        of two versions differ, and a copied file is the same weights.
         """
         return {
             "read": self.read.model_dump(mode="json", exclude={"chunk_mb", "chunk_rows"}),
             "grid": self.grid.model_dump(mode="json", exclude={"facet_pix", "memory_budget_mb"}),
-            "deconv": self.deconv.model_dump(mode="json", include={"weights", "margin"}),
+            "deconv": {"margin": self.deconv.margin, "weights_sha256": weights_sha256},
         }
 
 

@@ -103,7 +103,8 @@ class GridConfig(_Frozen):
     Attributes
     ----------
     npix_x, npix_y : int
-        Image size in pixels; even, at least 32, multiples of ``tile``.
+        Image size in pixels; even and at least 32, any multiple of 2 (the last tile of a
+        row or column is partial when ``tile`` does not divide the size).
     cell_rad : float
         Pixel size in radians.
     weighting : Weighting
@@ -113,7 +114,8 @@ class GridConfig(_Frozen):
     channels_out : int
         Output channels; input channels are split into this many equal groups.
     tile : int
-        Tile side in pixels: the unit of storage, scheduling and deconvolution.
+        Tile side in pixels: the unit of storage, scheduling and deconvolution; edge tiles
+        are cut to the image.
     epsilon : float
         ducc0 gridding accuracy: 1e-4 is WSClean's ``-wgridder-accuracy`` default
         (docs/benchmarks.md compares it with 1e-5).
@@ -161,11 +163,6 @@ class GridConfig(_Frozen):
             raise ValueError("channels_out must be >= 1")
         if self.tile < 32 or self.tile % 2:
             raise ValueError(f"tile={self.tile} must be even and at least 32")
-        if self.npix_x % self.tile or self.npix_y % self.tile:
-            raise ValueError(
-                f"image size {self.npix_x}x{self.npix_y} is not a multiple of the tile size "
-                f"{self.tile}: choose --tile dividing the size (e.g. --tile {_gcd_tile(self)})"
-            )
         if self.facet_pix < self.tile:
             raise ValueError("facet_pix must be at least one tile")
         if self.memory_budget_mb < 1:
@@ -174,23 +171,13 @@ class GridConfig(_Frozen):
 
     @property
     def ntile_x(self) -> int:
-        """Number of tiles along x (RA)."""
-        return self.npix_x // self.tile
+        """Number of tiles along x (RA), the last one partial when ``tile`` does not divide."""
+        return -(-self.npix_x // self.tile)
 
     @property
     def ntile_y(self) -> int:
-        """Number of tiles along y (Dec)."""
-        return self.npix_y // self.tile
-
-
-def _gcd_tile(cfg: GridConfig) -> int:
-    from math import gcd
-
-    g = gcd(cfg.npix_x, cfg.npix_y)
-    for t in (512, 256, 128, 64, 32):
-        if g % t == 0:
-            return t
-    return g
+        """Number of tiles along y (Dec), the last one partial when ``tile`` does not divide."""
+        return -(-self.npix_y // self.tile)
 
 
 class DeconvConfig(_Frozen):

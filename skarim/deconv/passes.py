@@ -71,8 +71,10 @@ def deconvolve_tile_batch(
     out, skipped = deconvolver.deconvolve(WindowBatch(residual, psf, sigma, x0, slice(m, m + t)))
     for i, win in enumerate(todo):
         ys, xs = win.core
-        # windows are indexed from the unclipped corner, so the core is always at [m, m + t)
-        store.array("model_next")[chan, ys, xs] = out[i, m : m + t, m : m + t]
+        # windows are indexed from the unclipped corner, so the core starts at pixel (m, m);
+        # an edge tile's core is cut to the image
+        ny, nx = ys.stop - ys.start, xs.stop - xs.start
+        store.array("model_next")[chan, ys, xs] = out[i, m : m + ny, m : m + nx]
         markers[win.tx] = cycle
     store.array("cycle")[chan, ty] = markers  # one chunk per tile row, owned by this task
     return len(todo), skipped

@@ -56,9 +56,10 @@ class TileWindow:
 
     @property
     def core(self) -> tuple[slice, slice]:
-        """``(y, x)`` slices of the tile in the image."""
+        """``(y, x)`` slices of the tile in the image (an edge tile is cut to the image)."""
         t = self.tile
-        return slice(self.ty * t, (self.ty + 1) * t), slice(self.tx * t, (self.tx + 1) * t)
+        y0, x0 = self.ty * t, self.tx * t
+        return slice(y0, min(y0 + t, self.npix_y)), slice(x0, min(x0 + t, self.npix_x))
 
     def window(self) -> tuple[slice, slice, tuple[slice, slice]]:
         """Image slices of the window, and where they sit in a ``(t + 2m)^2`` array."""

@@ -12,6 +12,7 @@ optimiser, scheduler and random states besides the network) is not a weights fil
 
 from __future__ import annotations
 
+import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ from skarim.errors import WeightsError
 __all__ = [
     "SHIPPED_WEIGHTS",
     "shipped_weights_path",
+    "weights_sha256",
     "read_weights",
     "load_rim",
     "cached_rim",
@@ -43,6 +45,21 @@ _RIMS: dict[tuple[str, str, torch.dtype], RIM] = {}
 def shipped_weights_path() -> Path:
     """Path of the weights shipped in the package."""
     return Path(str(resources.files("skarim").joinpath("weights", SHIPPED_WEIGHTS)))
+
+
+def weights_sha256(path: Path | None) -> str:
+    """SHA-256 of a weights file's bytes (the shipped file for None), as hex.
+
+    Raises
+    ------
+    WeightsError
+        If the file does not exist.
+    """
+    path = shipped_weights_path() if path is None else Path(path)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        raise WeightsError(f"RIM weights file {path} does not exist") from None
 
 
 def _read_blob(path: Path, device: torch.device | None = None) -> dict[str, Any]:

@@ -51,15 +51,16 @@ class FacetPlan:
     tx1: int
 
     def block(self, cfg: GridConfig) -> Block:
-        """The facet as a FITS-order block of the full image."""
+        """The facet as a FITS-order block of the full image, cut to the image at its edges."""
         t = cfg.tile
+        x0, y0 = self.tx0 * t, self.ty0 * t
         return Block(
             cfg.npix_x,
             cfg.npix_y,
-            self.tx0 * t,
-            self.ty0 * t,
-            (self.tx1 - self.tx0) * t,
-            (self.ty1 - self.ty0) * t,
+            x0,
+            y0,
+            min(self.tx1 * t, cfg.npix_x) - x0,
+            min(self.ty1 * t, cfg.npix_y) - y0,
             cfg.cell_rad,
         )
 

@@ -19,6 +19,10 @@ array              shape                       chunks            meaning
 ``rms``            ``(c,)`` float64            ``(1,)``          RMS of that residual, Jy/beam
 =================  ==========================  ================  ==============================
 
+A task's temporary data (the residual visibilities a multi-facet residual keeps between its
+passes, :mod:`skarim.imaging.residual`) goes to an array of its own under ``scratch/``
+(:meth:`RunStore.scratch_array`), removed when the task is done with it.
+
 Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
 JSON), ``ms_fingerprint``, ``wcs`` (:meth:`skarim.io.wcs.ImageWCS.to_dict`),
 ``gridder_conventions`` (:data:`skarim.imaging.wgridder.CONVENTIONS`), ``stats`` (counts the read
@@ -35,6 +39,7 @@ part is read, changed and rewritten whole): a channel's values of ``sumwt``, ``r
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +143,7 @@ class RunStore:
     ) -> RunStore:
         group = zarr.open_group(str(path), mode="w")
         c, ny, nx = wcs.nchan, wcs.npix_y, wcs.npix_x
-        nty, ntx = ny // tile, nx // tile
+        nty, ntx = -(-ny // tile), -(-nx // tile)  # the last tile of a row may be partial
         image = {
             "shape": (c, ny, nx),
             "chunks": (1, tile, tile),
@@ -188,6 +193,27 @@ class RunStore:
     def array(self, name: str) -> zarr.Array:
         """One of the arrays of the schema."""
         return self.group[name]
+
+    def scratch_array(
+        self, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any
+    ) -> zarr.Array:
+        """A new, uncompressed, zero-filled array of one task under ``scratch/``.
+
+        Its name is unique, so concurrent tasks never share one; :meth:`drop_scratch`
+        removes it.
+        """
+        return self.group.create_array(
+            f"scratch/{uuid.uuid4().hex}",
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            fill_value=0,
+            compressors=None,
+        )
+
+    def drop_scratch(self, array: zarr.Array) -> None:
+        """Remove an array made by :meth:`scratch_array`, with its data."""
+        del self.group[array.path]
 
     def channel_gridded(self, chan: int) -> bool:
         """True when every tile of an output channel has its dirty image written."""

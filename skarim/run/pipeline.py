@@ -121,9 +121,11 @@ def open_run_store(cfg: RunConfig, meta: MSMeta, overwrite: bool | None = None) 
     ``overwrite`` defaults to ``cfg.output.overwrite``; see
     :meth:`skarim.io.store.RunStore.open_or_create` for the refusal of a mismatched store.
     """
+    from skarim.deconv.weights import weights_sha256
+
     return RunStore.open_or_create(
         cfg.output.store_path,
-        config=cfg.fingerprint_dict(),
+        config=cfg.fingerprint_dict(weights_sha256(cfg.deconv.weights)),
         ms_fingerprint=meta.fingerprint,
         wcs=image_wcs(cfg, meta),
         tile=cfg.grid.tile,

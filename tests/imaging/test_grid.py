@@ -277,3 +277,46 @@ def test_groups_per_batch_keeps_the_accumulators_within_the_budget():
         cfg.model_copy(update={"memory_budget_mb": 100})
     )
     assert doctest.testmod(skarim.imaging.plan).failed == 0
+
+
+def _dirty_of(ms, tmp_path, name, npix_x, npix_y, tile, weighting, facet_pix=8192):
+    cfg = RunConfig(
+        read=ReadConfig(ms=ms),
+        grid=GridConfig(
+            npix_x=npix_x,
+            npix_y=npix_y,
+            cell_rad=np.deg2rad(2.0 / 3600),
+            weighting=weighting,
+            tile=tile,
+            facet_pix=facet_pix,
+        ),
+        output=OutputConfig(name=str(tmp_path / name)),
+        dirty_only=True,
+    )
+    run_imaging(cfg)
+    store = RunStore.open(cfg.output.store_path)
+    return cfg, store.array("dirty")[0], store.array("psf")[0]
+
+
+def test_partial_edge_tiles_give_the_cut_out_of_a_tile_multiple_image(tmp_path):
+    rng = np.random.default_rng(8)
+    freq = np.array([1.4e9, 1.41e9])
+    uvw = random_uvw_m(rng, 1500, max_m=2000.0, w_frac=0.3)
+    vis = (rng.normal(size=(1500, 2)) + 1j * rng.normal(size=(1500, 2))).astype(np.complex64)
+    ms = write_stokes_i_ms(tmp_path / "edge.ms", uvw, freq, vis)
+    # 120 x 88 in 32-pixel tiles: the last tile of each row and column is 24 pixels, and
+    # 64-pixel facets make partial facets too
+    cfg, odd, odd_psf = _dirty_of(ms, tmp_path, "odd", 120, 88, 32, Weighting.natural, 64)
+    assert (cfg.grid.ntile_x, cfg.grid.ntile_y) == (4, 3) and len(plan_facets(cfg.grid)) == 4
+    assert odd.shape == (88, 120)
+    # the same sky on 128 x 96 pixels (whole tiles) has its phase centre 4 pixels further in
+    _, whole, whole_psf = _dirty_of(ms, tmp_path, "whole", 128, 96, 32, Weighting.natural)
+    peak = np.abs(whole).max()
+    assert np.abs(odd - whole[4:92, 4:124]).max() < cfg.grid.epsilon * peak
+    np.testing.assert_allclose(odd_psf, whole_psf, atol=cfg.grid.epsilon)
+    # and one tile over the whole image gives the same image (Briggs: the weights depend on
+    # the image size only, not on the tiles)
+    _, tiled, tiled_psf = _dirty_of(ms, tmp_path, "tb", 120, 88, 32, Weighting.briggs, 64)
+    _, single, single_psf = _dirty_of(ms, tmp_path, "sb", 120, 88, 120, Weighting.briggs)
+    assert np.abs(tiled - single).max() < cfg.grid.epsilon * np.abs(single).max()
+    np.testing.assert_allclose(tiled_psf, single_psf[88:152, 88:152], atol=cfg.grid.epsilon)

@@ -7,9 +7,24 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 from casacore.images import image as casa_image
-from msfactory import point_source_vis, random_uvw_m, write_stokes_i_ms
+from msfactory import (
+    CELL_RAD,
+    SOURCES,
+    point_source_vis,
+    point_sources_ms,
+    random_uvw_m,
+    write_stokes_i_ms,
+)
 
-from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig, Weighting
+from skarim.config import (
+    ClusterConfig,
+    DeconvConfig,
+    GridConfig,
+    OutputConfig,
+    ReadConfig,
+    RunConfig,
+    Weighting,
+)
 from skarim.run.pipeline import run_imaging
 
 
@@ -95,3 +110,25 @@ def test_real_evla_ms_images_with_its_frequencies_and_phase_centre(tmp_path, evl
     assert np.deg2rad(header["CRVAL2"]) == pytest.approx(dec0, abs=1e-12)
     assert 36.29e9 < header["CRVAL3"] < 36.32e9
     assert header["TELESCOP"] == "EVLA"
+
+
+def test_an_image_of_partial_tiles_is_deconvolved_end_to_end(tmp_path):
+    ms = point_sources_ms(tmp_path)
+    # 72 x 56 pixels in 32-pixel tiles: edge tiles of 8 and 24 pixels; the sources of
+    # point_sources_ms (64-pixel frame, centre 32) sit at (y, x) + (28 - 32, 36 - 32)
+    cfg = RunConfig(
+        read=ReadConfig(ms=ms),
+        grid=GridConfig(npix_x=72, npix_y=56, cell_rad=CELL_RAD, tile=32, channels_out=3),
+        deconv=DeconvConfig(device="cpu"),
+        cluster=ClusterConfig(kind="sync"),
+        output=OutputConfig(name=str(tmp_path / "partial")),
+    )
+    products = run_imaging(cfg).products
+    model = fits.getdata(products["model"])[0]  # (chan, y, x)
+    image = fits.getdata(products["image"])[0]
+    assert model.shape == image.shape == (3, 56, 72)
+    assert np.isfinite(model).all() and np.isfinite(image).all()
+    for y, x, flux in SOURCES:
+        pixel = (slice(None), y - 4, x + 4)
+        assert image[pixel] == pytest.approx(np.full(3, flux), rel=0.05)
+    assert model.sum(axis=(1, 2)) == pytest.approx(np.full(3, 1.5), rel=0.05)

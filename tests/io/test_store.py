@@ -1,0 +1,47 @@
+"""Tests of skarim.io.store: a store belongs to one MS, one configuration and one RIM."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from msfactory import point_sources_ms
+
+from skarim.config import DeconvConfig, GridConfig, OutputConfig, ReadConfig, RunConfig
+from skarim.deconv.rim import RIM, RIMConfig
+from skarim.deconv.weights import save_weights, shipped_weights_path, weights_sha256
+from skarim.errors import StoreMismatchError
+from skarim.io.ms_meta import open_ms
+from skarim.run.pipeline import open_run_store
+
+
+def _cfg(ms, tmp_path, **deconv):
+    return RunConfig(
+        read=ReadConfig(ms=ms),
+        grid=GridConfig(npix_x=64, npix_y=64, cell_rad=1e-4, tile=32),
+        deconv=DeconvConfig(**deconv),
+        output=OutputConfig(name=str(tmp_path / "run")),
+    )
+
+
+def test_a_store_is_refused_to_another_config_or_other_weights(tmp_path):
+    ms = point_sources_ms(tmp_path)
+    meta = open_ms(ReadConfig(ms=ms))
+    store = open_run_store(_cfg(ms, tmp_path), meta)
+    assert store.group.attrs["config"]["deconv"]["weights_sha256"] == weights_sha256(None)
+    store.array("dirty")[0, 0, 0] = 7.0  # a mark that a resumed store keeps
+    # the shipped weights copied elsewhere are the same weights: the store is resumed
+    copy = shutil.copy(shipped_weights_path(), tmp_path / "copy.pt")
+    assert open_run_store(_cfg(ms, tmp_path, weights=copy), meta).array("dirty")[0, 0, 0] == 7.0
+    # other weights (an untrained network) are another run
+    other = tmp_path / "other.pt"
+    save_weights(RIM(RIMConfig(hidden=8, steps=2)), other)
+    assert weights_sha256(other) != weights_sha256(None)
+    with pytest.raises(StoreMismatchError, match="another configuration"):
+        open_run_store(_cfg(ms, tmp_path, weights=other), meta)
+    wider = _cfg(ms, tmp_path, margin=8)
+    with pytest.raises(StoreMismatchError, match="another configuration"):
+        open_run_store(wider, meta)
+    replaced = open_run_store(wider, meta, overwrite=True)
+    assert replaced.group.attrs["config"]["deconv"]["margin"] == 8
+    assert replaced.array("dirty")[0, 0, 0] == 0.0
