@@ -123,9 +123,10 @@ def point_sources_ms(tmp_path: Path) -> Path:
 
 
 def gridded_store(
-    tmp_path: Path, ms: Path, name: str, chunk_rows: int | None = 150
+    tmp_path: Path, ms: Path, name: str, chunk_rows: int | None = 150, facet_pix: int = 32
 ) -> tuple[RunConfig, RunStore, list[ChannelGroup]]:
-    """A run of :func:`point_sources_ms` in 32-pixel tiles and 4 facets, gridded (Briggs)."""
+    """A run of :func:`point_sources_ms` in 32-pixel tiles and 4 facets (1 with ``facet_pix``
+    64), gridded (Briggs)."""
     cfg = RunConfig(
         read=ReadConfig(ms=ms, chunk_rows=chunk_rows),
         grid=GridConfig(
@@ -133,7 +134,7 @@ def gridded_store(
             npix_y=NPIX,
             cell_rad=CELL_RAD,
             tile=32,
-            facet_pix=32,  # 4 facets: prediction and imaging cross facet edges
+            facet_pix=facet_pix,  # 4 facets: prediction and imaging cross facet edges
             channels_out=3,
             weighting=Weighting.briggs,
             epsilon=1e-10,

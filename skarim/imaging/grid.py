@@ -52,6 +52,7 @@ __all__ = [
     "grid_channels",
     "held_batch",
     "hold_batch",
+    "image_chunk",
     "weighting_pass",
 ]
 
@@ -309,10 +310,10 @@ def _grid_batch(
             for k in members:
                 freq_hz, vis, w = batch.group_data(chunk, k)
                 sumwt[k] += float(w.sum(dtype=np.float64))
-                images[k] += _image(cfg, chunk.uvw_m, freq_hz, vis, w, block, nthreads)
+                images[k] += image_chunk(cfg, chunk.uvw_m, freq_hz, vis, w, block, nthreads)
                 if k in psfs:
                     ones = np.ones_like(vis)
-                    psfs[k] += _image(cfg, chunk.uvw_m, freq_hz, ones, w, psf_block, nthreads)
+                    psfs[k] += image_chunk(cfg, chunk.uvw_m, freq_hz, ones, w, psf_block, nthreads)
         uncounted.difference_update(count)
         for k in members:
             index = groups[k].index
@@ -331,7 +332,7 @@ def _grid_batch(
     return {**totals, "sumwt": sum(s > 0 for s in sumwt)}
 
 
-def _image(
+def image_chunk(
     cfg: GridConfig,
     uvw_m: np.ndarray,
     freq_hz: np.ndarray,
@@ -340,7 +341,17 @@ def _image(
     block: Block,
     nthreads: int,
 ) -> np.ndarray:
-    """Unnormalised image of one chunk on a block, with the run's accuracy."""
+    """Unnormalised image of one chunk on a block, with the run's accuracy (``cfg.epsilon``).
+
+    The arguments are those of :func:`skarim.imaging.wgridder.vis_to_image`; the grid and
+    residual stages share it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(block.ny, block.nx)`` ``sum w V`` imaged, Jy^-1 (divide by the sum of weights for
+        Jy/beam).
+    """
     return vis_to_image(
         uvw_m=uvw_m,
         freq_hz=freq_hz,

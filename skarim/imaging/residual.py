@@ -2,22 +2,38 @@
 
 For a batch of output channels read together (:func:`skarim.imaging.grid.weighting_pass`, at
 most :func:`skarim.imaging.plan.groups_per_batch` of them; a batch this process read whole
-before is taken from memory, :func:`skarim.imaging.grid.held_batch`), every row chunk of the
-Measurement Set is predicted from each channel's model (``ducc0`` ``dirty2vis`` facet by
-facet, with the same w-gridding and offsets as imaging), subtracted from the data, and imaged
-onto each facet with the run's imaging weights: one weighting pass and one pass per facet over
-the Measurement Set for the whole batch. This is what repairs the approximations of the tile
-operator (w-terms, sidelobes reaching across tiles, tile edges): docs/design.md section 7.
+before is taken from memory, :func:`skarim.imaging.grid.held_batch`), the residual
+visibilities of every row chunk of the Measurement Set are the data less the prediction of
+each channel's model (``ducc0`` ``dirty2vis`` facet by facet, with the same w-gridding and
+offsets as imaging, summed), imaged onto each facet with the run's imaging weights: one
+weighting pass and one pass per facet over the Measurement Set for the whole batch.
+
+Each facet's model is predicted once per chunk, not once per chunk and facet pass: the first
+facet's pass predicts (``F`` ``dirty2vis`` per channel and chunk for ``F`` facets), images the
+residual visibilities onto the first facet and keeps them for the other facets' passes, which
+image them as they are. They are kept in memory when the batch's selection is one chunk (as
+large as the chunk it holds), otherwise in a scratch array of the store
+(:meth:`skarim.io.store.RunStore.scratch_array`: the selection's rows by the batch's input
+channels, one Zarr chunk per row chunk, in the precision of the visibilities read: on disk,
+the size of the batch's Stokes I visibilities), removed once the residuals are written. A
+later pass still reads its chunk for the coordinates and weights. Memory thus follows the
+facet, the batch and the chunk: one facet image per channel, one facet of model at a time,
+one chunk of visibilities; with one facet (images up to ``GridConfig.facet_pix``) nothing is
+kept.
+
+This is what repairs the approximations of the tile operator (w-terms, sidelobes reaching
+across tiles, tile edges): docs/design.md section 7.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import zarr
 
 from skarim.config import GridConfig, ReadConfig
-from skarim.imaging.grid import ChannelBatch, held_batch, hold_batch
+from skarim.imaging.grid import ChannelBatch, held_batch, hold_batch, image_chunk
 from skarim.imaging.plan import ChannelGroup, groups_per_batch, plan_facets
-from skarim.imaging.wgridder import Block, image_to_vis, vis_to_image
+from skarim.imaging.wgridder import Block, image_to_vis
 from skarim.io.ms_meta import open_ms
 from skarim.io.ms_read import VisChunk
 from skarim.io.store import RunStore
@@ -93,38 +109,48 @@ def _residual_batch(
     out: str,
     nthreads: int,
 ) -> list[dict[str, float]]:
-    """One imaging pass per facet, every channel of the batch from the same chunks."""
+    """One imaging pass per facet, every channel of the batch from the same chunks.
+
+    The first pass predicts and keeps the residual visibilities for the others (module
+    docstring).
+    """
     blocks = [f.block(cfg) for f in plan_facets(cfg)]
     groups = batch.groups
     sumwt = [float(store.array("sumwt")[g.index]) for g in groups]
     sq = [0.0] * len(groups)
     npix = 0
-    for block in blocks:
-        images = [np.zeros((block.ny, block.nx)) for _ in groups]  # (ny, nx) float64 each
-        for chunk in batch.chunks():
+    kept = _KeptVis(store, batch)
+    try:
+        for i, block in enumerate(blocks):
+            images = [np.zeros((block.ny, block.nx)) for _ in groups]  # (ny, nx) float64 each
+            for chunk in batch.chunks():
+                keep = np.zeros_like(chunk.vis) if i == 0 and len(blocks) > 1 else None
+                residual = None if i == 0 else kept.get(chunk)  # (n, nchan) of the batch
+                for k, group in enumerate(groups):
+                    sl = batch.channels(k)
+                    freq_hz, vis, w = batch.group_data(chunk, k)  # vis may be the chunk's own
+                    if residual is None:
+                        vis = vis - _predict(
+                            store, cfg, model_name, group.index, chunk, freq_hz, blocks, nthreads
+                        )
+                        if keep is not None:
+                            keep[:, sl] = vis
+                    else:
+                        vis = np.ascontiguousarray(residual[:, sl])
+                    images[k] += image_chunk(cfg, chunk.uvw_m, freq_hz, vis, w, block, nthreads)
+                if keep is not None:
+                    kept.put(chunk, keep)
             for k, group in enumerate(groups):
-                freq_hz, vis, w = batch.group_data(chunk, k)  # vis may be the chunk's own
-                predicted = _predict(
-                    store, cfg, model_name, group.index, chunk, freq_hz, blocks, nthreads
-                )
-                images[k] += vis_to_image(
-                    uvw_m=chunk.uvw_m,
-                    freq_hz=freq_hz,
-                    vis=vis - predicted,
-                    weight=w,
-                    block=block,
-                    epsilon=cfg.epsilon,
-                    nthreads=nthreads,
-                )
-        for k, group in enumerate(groups):
-            image = images[k]
-            if sumwt[k] > 0:
-                image /= sumwt[k]
-            store.array(out)[
-                group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
-            ] = image.astype(np.float32)
-            sq[k] += float((image**2).sum())
-        npix += block.ny * block.nx
+                image = images[k]
+                if sumwt[k] > 0:
+                    image /= sumwt[k]
+                store.array(out)[
+                    group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
+                ] = image.astype(np.float32)
+                sq[k] += float((image**2).sum())
+            npix += block.ny * block.nx
+    finally:
+        kept.close()
     model = store.array(model_name)
     return [
         {
@@ -133,6 +159,47 @@ def _residual_batch(
         }
         for k, g in enumerate(groups)
     ]
+
+
+class _KeptVis:
+    """Residual visibilities of a batch's chunks, from the first facet pass to the others.
+
+    A chunk holding the whole selection stays in memory; other chunks go to a scratch array
+    of the store, made at the first of them and removed by :meth:`close`.
+    """
+
+    def __init__(self, store: RunStore, batch: ChannelBatch) -> None:
+        self._store = store
+        self._nrow = batch.meta.nrow
+        self._whole: np.ndarray | None = None
+        self._scratch: zarr.Array | None = None
+
+    def put(self, chunk: VisChunk, vis: np.ndarray) -> None:
+        """Keep a chunk's ``(n, nchan)`` residual visibilities (all the batch's channels)."""
+        n = len(chunk.uvw_m)
+        if n == self._nrow:
+            self._whole = vis
+            return
+        if self._scratch is None:  # chunks are of equal rows but the last: one Zarr chunk each
+            self._scratch = self._store.scratch_array(
+                (self._nrow, vis.shape[1]), (n, vis.shape[1]), vis.dtype
+            )
+        self._scratch[chunk.row_start : chunk.row_start + n] = vis
+
+    def get(self, chunk: VisChunk) -> np.ndarray:
+        """The residual visibilities kept for a chunk by :meth:`put`."""
+        if len(chunk.uvw_m) == self._nrow:
+            assert self._whole is not None
+            return self._whole
+        assert self._scratch is not None
+        return self._scratch[chunk.row_start : chunk.row_start + len(chunk.uvw_m)]
+
+    def close(self) -> None:
+        """Drop what is kept; remove the scratch array."""
+        self._whole = None
+        if self._scratch is not None:
+            self._store.drop_scratch(self._scratch)
+            self._scratch = None
 
 
 def _predict(
