@@ -4,8 +4,9 @@ A tile pass (:mod:`skarim.deconv.passes`) reads a batch of windows of one channe
 store (a :class:`WindowBatch`) and hands it to a :class:`TileDeconvolver`, which returns
 the windows' new model. The implementations are registered by name in :data:`DECONVOLVERS`,
 each as a factory from the run's :class:`~skarim.config.DeconvConfig` and
-:class:`~skarim.deconv.device.ComputeDevice`; :data:`PHASES` says which one runs each phase of the major cycles. A new deconvolver is one
-new module with a class that has ``from_config`` and ``deconvolve``, and one line here.
+:class:`~skarim.deconv.device.ComputeDevice`; :data:`PHASES` says which one runs each phase
+of the major cycles. A new deconvolver is one new module with a class that has
+``from_config`` and ``deconvolve``, and one line here.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from skarim.io.ms_meta import MSMeta, open_ms
 from skarim.io.store import RunStore
 from skarim.io.wcs import ImageWCS
 from skarim.restore.products import write_products
-from skarim.run.runner import TaskRunner, open_runner
+from skarim.run.runner import TaskRunner, open_runner, peak_rss_bytes
 from skarim.run.schedule import CycleRecord, Schedule
 from skarim.run.tasks import TaskContext
 
@@ -82,7 +82,7 @@ class RunResult:
     summary : dict
         The run's summary (also in the store's ``runs`` attribute): ``wall_s``, ``task_s``
         per stage, ``write_s``, the counts above, ``workers``, ``threads_per_worker``,
-        ``peak_rss_bytes`` per worker.
+        ``peak_rss_bytes`` per worker, ``driver_peak_rss_bytes`` of this process.
     """
 
     products: dict[str, Path] = field(default_factory=dict)
@@ -229,6 +229,7 @@ def run_imaging(
         "polish_cycles": 0 if cfg.dirty_only else cfg.deconv.polish_cycles,
         "channels": len(groups),
         "peak_rss_bytes": peaks,
+        "driver_peak_rss_bytes": peak_rss_bytes(),
     }
     store.record_run(result.summary)
     _log_summary(result.summary)
@@ -269,9 +270,10 @@ def _log_summary(s: dict[str, Any]) -> None:
     log.info(
         "run summary: %.1f s wall on %s; task time %s; write %.1f s; %d tile(s) gridded, "
         "%d tile pass(es) deconvolved (%d RIM pass(es) skipped on empty tiles), %d residual(s) "
-        "over %d RIM and %d polish cycle(s); peak memory per worker %.0f-%.0f MiB",
+        "over %d RIM and %d polish cycle(s); peak memory per worker %.0f-%.0f MiB, driver "
+        "%.0f MiB",
         s["wall_s"], s["scheduler"], task, s["write_s"], s["tiles_gridded"],
         s["tiles_deconvolved"], s["tiles_skipped"], s["residuals_computed"], s["major_cycles"],
         s["polish_cycles"],
-        min(peaks) / 2**20, max(peaks) / 2**20,
+        min(peaks) / 2**20, max(peaks) / 2**20, s["driver_peak_rss_bytes"] / 2**20,
     )  # fmt: skip

@@ -26,7 +26,7 @@ from skarim.io.fits import write_cube
 from skarim.io.ms_write import SpectralWindow, write_ms
 from skarim.io.wcs import ImageWCS
 from skarim.sim.layouts import Layout, available_layouts, load_layout
-from skarim.sim.sky import SkyModel, random_sky, render_sky
+from skarim.sim.sky import SkyModel, random_sky, render_sky, sky_visibilities
 from skarim.sim.uvcoverage import SIDEREAL_RATE_RAD_S, baseline_pairs, hour_angles_rad, uvw_tracks_m
 
 __all__ = ["SimulateConfig", "SimulationResult", "load_simulate_config", "simulate"]
@@ -76,6 +76,13 @@ class SimulateConfig(BaseModel):
         Seed of the sky and the noise.
     max_antennas : int or None
         Keep only the first ``max_antennas`` antennas of the layout (small tests).
+    predict : {"image", "components"}
+        How the visibilities are computed: ``image`` renders the truth on the grid and
+        predicts it with ducc0 (sources exactly on pixels, as the truth cube holds them);
+        ``components`` computes each component's visibilities analytically
+        (:func:`skarim.sim.sky.sky_visibilities`), so that a field of any size is observed
+        in memory bounded by the visibilities (the truth cube is then rendered only when one
+        is asked for).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -98,6 +105,7 @@ class SimulateConfig(BaseModel):
     dynamic_range: float = Field(1000.0, ge=1.0)
     seed: int = Field(0, ge=0)
     max_antennas: int | None = Field(None, ge=2)
+    predict: Literal["image", "components"] = "image"
 
     @model_validator(mode="after")
     def _check(self) -> SimulateConfig:
@@ -140,8 +148,9 @@ class SimulationResult:
         The truth FITS cube, if one was written.
     sky : SkyModel
         The components of the sky.
-    truth : numpy.ndarray
-        ``(nchan, npix, npix)`` float32 truth cube, Jy/pixel, FITS order.
+    truth : numpy.ndarray or None
+        ``(nchan, npix, npix)`` float32 truth cube, Jy/pixel, FITS order; None when the
+        visibilities were predicted from the components and no truth file was asked for.
     freq_hz : numpy.ndarray
         ``(nchan,)`` channel centres, Hz.
     nrow : int
@@ -151,7 +160,7 @@ class SimulationResult:
     ms_path: Path
     truth_path: Path | None
     sky: SkyModel
-    truth: np.ndarray
+    truth: np.ndarray | None
     freq_hz: np.ndarray
     nrow: int
 
@@ -177,6 +186,7 @@ def simulate(
     *,
     overwrite: bool = False,
     nthreads: int = 1,
+    sky: SkyModel | None = None,
 ) -> SimulationResult:
     """Simulate an observation of a random sky and write it as a Measurement Set.
 
@@ -192,6 +202,9 @@ def simulate(
         Replace an existing Measurement Set at ``ms_path``.
     nthreads : int
         Threads for ducc0's prediction.
+    sky : SkyModel, optional
+        The sky to observe, on the grid of ``cfg.npix`` and ``cfg.cell_rad``; None draws
+        one from ``cfg`` (:func:`skarim.sim.sky.random_sky`).
 
     Returns
     -------
@@ -213,28 +226,33 @@ def simulate(
 
     freq_hz = cfg.freq_hz
     rng = np.random.default_rng(cfg.seed)
-    sky = random_sky(
-        rng,
-        cfg.npix,
-        float(freq_hz.mean()),
-        n_points=cfg.n_points,
-        n_gaussians=cfg.n_gaussians,
-        brightest_jy=cfg.brightest_jy,
-        dynamic_range=cfg.dynamic_range,
-    )
-    planes = [render_sky(sky, cfg.npix, cfg.npix, f) for f in freq_hz]
-    truth = np.stack(planes).astype(np.float32)  # (nchan, npix, npix)
-    block = Block.full(cfg.npix, cfg.npix, cfg.cell_rad)
+    if sky is None:
+        sky = random_sky(
+            rng,
+            cfg.npix,
+            float(freq_hz.mean()),
+            n_points=cfg.n_points,
+            n_gaussians=cfg.n_gaussians,
+            brightest_jy=cfg.brightest_jy,
+            dynamic_range=cfg.dynamic_range,
+        )
+    truth = None
+    if cfg.predict == "image" or truth_path is not None:
+        planes = [render_sky(sky, cfg.npix, cfg.npix, f) for f in freq_hz]
+        truth = np.stack(planes).astype(np.float32)  # (nchan, npix, npix)
     data = np.zeros((nrow, cfg.nchan, 4), dtype=np.complex64)  # (row, chan, corr)
     for c, f in enumerate(freq_hz):
-        vis = image_to_vis(
-            uvw_m=uvw_m,
-            freq_hz=np.array([f]),
-            image=truth[c].astype(np.float64),
-            block=block,
-            epsilon=_PREDICT_EPSILON,
-            nthreads=nthreads,
-        )[:, 0]  # (nrow,)
+        if cfg.predict == "components":
+            vis = sky_visibilities(sky, uvw_m, freq_hz[c : c + 1], cfg.npix, cfg.cell_rad)[:, 0]
+        else:
+            vis = image_to_vis(
+                uvw_m=uvw_m,
+                freq_hz=np.array([f]),
+                image=truth[c].astype(np.float64),
+                block=Block.full(cfg.npix, cfg.npix, cfg.cell_rad),
+                epsilon=_PREDICT_EPSILON,
+                nthreads=nthreads,
+            )[:, 0]  # (nrow,)
         data[:, c, 0] = vis
         data[:, c, 3] = vis
     if cfg.noise_jy > 0:

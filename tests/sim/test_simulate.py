@@ -222,3 +222,14 @@ def test_wsclean_predicts_the_same_visibilities(tmp_path: Path) -> None:
     data = _col(res.ms_path, "DATA")[:, 0, 0]
     model = _col(res.ms_path, "MODEL_DATA")[:, 0, 0]
     assert np.abs(model - data).max() < 1e-5 * np.abs(data).max()
+
+
+def test_components_predicted_analytically_equal_the_image_prediction(tmp_path: Path) -> None:
+    # point sources only: on pixel centres the rendered truth holds them exactly
+    image = simulate(_cfg(seed=3, n_gaussians=0), tmp_path / "image.ms")
+    components = simulate(
+        _cfg(seed=3, n_gaussians=0, predict="components"), tmp_path / "components.ms"
+    )
+    assert components.truth is None  # no truth cube was asked for, none was rendered
+    a, b = _col(image.ms_path, "DATA"), _col(components.ms_path, "DATA")
+    assert np.abs(a - b).max() < 1e-5 * np.abs(a).max()
