@@ -73,8 +73,9 @@ class RunResult:
     tiles_deconvolved : int
         (channel, tile, cycle) passes, RIM or polish, run by this invocation.
     tiles_skipped : int
-        Of the RIM's passes, those skipped: nothing in the tile's residual reached
-        ``DeconvConfig.skip_sigma`` times the noise.
+        Of those passes, the ones that left the tile as it was: nothing in its residual
+        reached the RIM's ``DeconvConfig.skip_sigma`` or the polish's ``polish_sigma`` times
+        the noise.
     residuals_computed : int
         Exact residuals (channel, cycle) computed by this invocation.
     cycles : list of CycleRecord
@@ -269,7 +270,7 @@ def _log_summary(s: dict[str, Any]) -> None:
     task = ", ".join(f"{k} {v:.1f} s" for k, v in s["task_s"].items())
     log.info(
         "run summary: %.1f s wall on %s; task time %s; write %.1f s; %d tile(s) gridded, "
-        "%d tile pass(es) deconvolved (%d RIM pass(es) skipped on empty tiles), %d residual(s) "
+        "%d tile pass(es) deconvolved (%d skipped on empty tiles), %d residual(s) "
         "over %d RIM and %d polish cycle(s); peak memory per worker %.0f-%.0f MiB, driver "
         "%.0f MiB",
         s["wall_s"], s["scheduler"], task, s["write_s"], s["tiles_gridded"],

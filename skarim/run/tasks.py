@@ -73,7 +73,8 @@ class GridTaskResult:
 
 @dataclass(frozen=True)
 class TilePassResult:
-    """What :func:`tile_pass_task` did: ``tiles`` written, of those ``skipped`` by the RIM."""
+    """What :func:`tile_pass_task` did: ``tiles`` written, of those ``skipped`` (left as they
+    were: nothing above the RIM's or the polish's threshold)."""
 
     tiles: int
     skipped: int
