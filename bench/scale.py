@@ -5,17 +5,17 @@ Usage::
     python bench/scale.py [--sizes 2048,4096,8192,16384,32768] [--out DIR] [--threads N]
                           [--cell-arcsec 0.1] [--timeout S] [--keep]
 
-One MeerKAT-like observation (1 h, 60 s integrations, 2 channels at 1.3 GHz) of a sparse sky
-is simulated once: for every image size, a dozen point sources and a few Gaussians spread
-over that size's field (inner 80 %), so each image holds its own sources and the larger
-fields' sources put sidelobes into it. The visibilities are computed analytically from the
-components (``SimulateConfig.predict = "components"``): no image of the field is ever
-rendered. Each size is then imaged as its own process, ``skarim image`` deconvolving with
-the shipped RIM (Briggs 0, one output channel, the default tile and facets), and measured:
-wall and CPU time of the whole run (``/usr/bin/time``), the peak memory of each Dask worker
-and of the driver (from the run's summary in its store), the store's and the products' size
-on disk, and the wall time per Mpix. With ``skarim plan`` available its predictions are
-printed beside the measurements.
+One MeerKAT-like observation (1 h, 60 s integrations, 2 channels at 1.3 GHz) of a sparse,
+faint sky is simulated once: for every image size, a dozen point sources and a few Gaussians
+of 5-50 mJy spread over that size's field (inner 80 %), so each image holds its own sources
+and the larger fields' sources put sidelobes into it. The visibilities are computed
+analytically from the components (``SimulateConfig.predict = "components"``): no image of
+the field is ever rendered. Each size is then imaged as its own process, ``skarim image``
+deconvolving with the shipped RIM (Briggs 0, one output channel, the default tile and
+facets), and measured: wall and CPU time of the whole run (``/usr/bin/time``), the peak
+memory of each Dask worker and of the driver (from the run's summary in its store), the
+store's and the products' size on disk, and the wall time per Mpix. With ``skarim plan``
+available its predictions are printed beside the measurements.
 
 The cell is small (0.1 arcsec: 32768 pixels span 0.9 deg) so that the largest field stays
 within what w-stacking grids quickly; the synthesised beam is then many pixels wide, which
@@ -41,6 +41,10 @@ from skarim.sim.sky import SkyModel, random_sky
 
 SIZES = (2048, 4096, 8192, 16384, 32768)
 
+#: The brightest source, Jy: 80 times the image noise, with sidelobes below the RIM's skip
+#: threshold a few beams away, as in a deep field where most tiles hold only noise.
+BRIGHTEST_JY = 0.05
+
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/scale.py", description=__doc__.splitlines()[0])
@@ -59,7 +63,10 @@ def _sky(sizes: list[int], freq_hz: float, seed: int = 0) -> SkyModel:
     largest = max(sizes)
     parts = []
     for n in sorted(sizes):
-        sky = random_sky(rng, n, freq_hz, n_points=12, n_gaussians=3, dynamic_range=100.0)
+        sky = random_sky(
+            rng, n, freq_hz, n_points=12, n_gaussians=3, brightest_jy=BRIGHTEST_JY,
+            dynamic_range=10.0,
+        )  # fmt: skip
         shift = (largest - n) / 2  # the same phase centre on the largest grid
         parts.append((sky.x_pix + shift, sky.y_pix + shift, sky))
     cat = lambda name: np.concatenate([getattr(s, name) for _, _, s in parts])  # noqa: E731

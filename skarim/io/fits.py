@@ -17,13 +17,19 @@ primary-header beam, so writing both is allowed.
 Every file is written to a temporary name beside its destination, flushed to disk and renamed
 into place, so a reader never sees a half-written file and a failed write leaves the previous
 file intact.
+
+The pixels are streamed (:func:`write_cube`): the header is made and checked by Astropy from
+the cube's shape alone (no pixel in memory), then blocks of whole rows are appended in FITS
+order (channel after channel, rows from ``y = 0`` up) through
+:class:`astropy.io.fits.StreamingHDU`, and the ``BEAMS`` table last. Memory follows the largest
+block, never the cube; an array held whole is written one plane per block.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +51,7 @@ _ARCSEC_PER_DEG = 3600.0
 
 def write_cube(
     path: Path,
-    data: np.ndarray,
+    data: np.ndarray | Iterable[np.ndarray],
     wcs: ImageWCS,
     *,
     bunit: str,
@@ -54,15 +60,18 @@ def write_cube(
     btype: str = "Intensity",
     history: Sequence[str] = (),
 ) -> Path:
-    """Write an image cube to a FITS file, atomically.
+    """Write an image cube to a FITS file, atomically, from an array or from blocks of rows.
 
     Parameters
     ----------
     path : pathlib.Path
         Destination; an existing file there is replaced (renamed over, never truncated).
-    data : numpy.ndarray
-        ``(nchan, ny, nx)`` image in FITS pixel order, ``ny = wcs.npix_y``,
-        ``nx = wcs.npix_x``; written as float32 with shape ``(1, nchan, ny, nx)``.
+    data : numpy.ndarray or iterable of numpy.ndarray
+        The ``(nchan, ny, nx)`` image in FITS pixel order, ``ny = wcs.npix_y``,
+        ``nx = wcs.npix_x``; or, streamed, ``(rows, nx)`` blocks of whole rows in that order
+        (channel 0's rows from ``y = 0`` up, then channel 1's...; ``nchan * ny`` rows in all; a
+        block may span two channels), consumed one at a time. Written as float32, the file's
+        array of shape ``(1, nchan, ny, nx)``.
     wcs : ImageWCS
         Coordinates of the cube.
     bunit : str
@@ -85,18 +94,25 @@ def write_cube(
     ------
     InputError
         If the data, unit, beams or history do not fit the cube, or the file cannot be
-        written (the previous file, if any, is then left as it was).
+        written (the previous file, if any, is then left as it was, and no temporary file).
     """
     path = Path(path)
-    hdul = _cube_hdulist(
-        data, wcs, bunit=bunit, beam=beam, channel_beams=channel_beams, btype=btype, history=history
+    header, table = _cube_header(
+        wcs, bunit=bunit, beam=beam, channel_beams=channel_beams, btype=btype, history=history
     )
+    if isinstance(data, np.ndarray):
+        cube = _as_float32(data)  # (nchan, ny, nx), checked before any file is touched
+        expected = (wcs.nchan, wcs.npix_y, wcs.npix_x)
+        if cube.shape != expected:
+            raise InputError(f"image data has shape {cube.shape}, the WCS needs {expected}")
+        data = iter(cube)  # one (ny, nx) plane per block
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            hdul.writeto(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp.unlink(missing_ok=True)  # StreamingHDU appends to an existing file
+        _stream_rows(tmp, header, data, rows=wcs.nchan * wcs.npix_y, width=wcs.npix_x)
+        if table is not None:
+            fits.append(tmp, table.data, header=table.header, verify=False)
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -137,8 +153,7 @@ def read_cube(path: Path) -> tuple[np.ndarray, fits.Header]:
     return data, header
 
 
-def _cube_hdulist(
-    data: np.ndarray,
+def _cube_header(
     wcs: ImageWCS,
     *,
     bunit: str,
@@ -146,17 +161,15 @@ def _cube_hdulist(
     channel_beams: Sequence[Beam] | None,
     btype: str,
     history: Sequence[str],
-) -> fits.HDUList:
-    """Check the inputs and build the HDUs in memory, before any file is touched."""
+) -> tuple[fits.Header, fits.BinTableHDU | None]:
+    """Check the inputs and make the primary header and ``BEAMS`` table, touching no file.
+
+    Astropy makes and verifies the header from a zero-stride stand-in of the cube's shape,
+    so the cards (``SIMPLE``, ``BITPIX``, ``NAXISn``, ``EXTEND`` before a table) are those
+    it writes for the whole array, and no pixel is allocated.
+    """
     if bunit not in BUNITS:
         raise InputError(f"bunit {bunit!r} is not one of {', '.join(BUNITS)}")
-    try:
-        cube = np.asarray(data, dtype=np.float32)  # (nchan, ny, nx)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"image data cannot be converted to float32: {exc}") from exc
-    expected = (wcs.nchan, wcs.npix_y, wcs.npix_x)
-    if cube.shape != expected:
-        raise InputError(f"image data has shape {cube.shape}, the WCS needs {expected}")
     if channel_beams is not None and len(channel_beams) != wcs.nchan:
         raise InputError(f"{len(channel_beams)} channel beams for {wcs.nchan} channels")
 
@@ -177,11 +190,42 @@ def _cube_hdulist(
     except ValueError as exc:
         raise InputError(f"history line cannot go into a FITS header: {exc}") from exc
 
-    primary = fits.PrimaryHDU(cube[np.newaxis], header=header)  # (1, nchan, ny, nx)
-    hdus: list[fits.PrimaryHDU | fits.BinTableHDU] = [primary]
-    if channel_beams is not None:
-        hdus.append(_beams_table(channel_beams))
-    return fits.HDUList(hdus)
+    shape = (1, wcs.nchan, wcs.npix_y, wcs.npix_x)  # numpy order of the FITS array
+    primary = fits.PrimaryHDU(np.broadcast_to(np.float32(0), shape), header=header)
+    table = None if channel_beams is None else _beams_table(channel_beams)
+    hdus = fits.HDUList([primary] if table is None else [primary, table])
+    hdus.update_extend()
+    hdus.verify("exception")
+    return primary.header, table
+
+
+def _stream_rows(
+    tmp: Path, header: fits.Header, bands: Iterable[np.ndarray], *, rows: int, width: int
+) -> None:
+    """Write the primary HDU to a new file ``tmp``: its header, then ``rows`` rows of pixels."""
+    done = 0
+    stream = fits.StreamingHDU(tmp, header)
+    try:
+        for band in bands:
+            block = _as_float32(band)  # (k, width)
+            if block.ndim != 2 or block.shape[1] != width:
+                raise InputError(f"a block of shape {block.shape}; the cube's rows: {width} wide")
+            if done + block.shape[0] > rows:
+                raise InputError(f"more than the cube's {rows} rows (nchan x ny) were given")
+            if block.shape[0]:
+                stream.write(np.ascontiguousarray(block))
+            done += block.shape[0]
+    finally:
+        stream.close()
+    if done != rows:
+        raise InputError(f"{done} rows were given, the cube needs {rows} (nchan x ny)")
+
+
+def _as_float32(data: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"image data cannot be converted to float32: {exc}") from exc
 
 
 def _beams_table(channel_beams: Sequence[Beam]) -> fits.BinTableHDU:
@@ -211,6 +255,15 @@ def _beams_table(channel_beams: Sequence[Beam]) -> fits.BinTableHDU:
     table.header["NCHAN"] = (nchan, "number of channels")
     table.header["NPOL"] = (1, "number of polarisations")
     return table
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk before it is renamed into place."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -23,6 +23,14 @@ written beside the cubes when the run has more than one output channel:
 Every file carries the standard keywords: ``ORIGIN``, ``DATE-OBS``, ``EQUINOX``, ``RADESYS``,
 ``SPECSYS``, ``BTYPE``, ``BUNIT`` (``JY/PIXEL`` for models, ``JY/BEAM`` otherwise) and
 ``HISTORY`` lines holding skarim's version, the command line and the run configuration.
+
+No cube or plane is ever whole in memory: every product is streamed to its file
+(:func:`skarim.io.fits.write_cube`) in bands of one tile row (``store.tile`` rows by the
+image's width, the last band what is left), each read from the store, summed over channels
+for an MFS plane, or restored with its halo of model rows
+(:func:`skarim.restore.restore.restore_bands`). Memory follows the tile and the image's width,
+never its height or the number of channels. The PSF is a tile-sized array: the MFS PSF the
+beam is fitted to is made whole.
 """
 
 from __future__ import annotations
@@ -30,10 +38,12 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from skarim import __version__
 from skarim.beam import Beam, common_beam, fit_beam
@@ -42,7 +52,7 @@ from skarim.errors import InputError
 from skarim.io.fits import write_cube
 from skarim.io.store import RunStore
 from skarim.io.wcs import ImageWCS
-from skarim.restore.restore import restore_channel
+from skarim.restore.restore import RowReader, restore_bands
 
 __all__ = [
     "PRODUCTS",
@@ -150,7 +160,7 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
     for name in names:
         out[name] = _write(
             cfg.output.product_path(name),
-            _cube(store, name, beams),
+            _cube_bands(store, name, beams),
             _psf_wcs(wcs, store.tile) if name == "psf" else wcs,
             unit=PRODUCTS[name],
             beam=common,
@@ -159,21 +169,29 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
         )
     if wcs.nchan > 1:
         weights = mfs_weights(store)
-        mfs_psf = _weighted_plane(store, "psf", weights)
+        psf = store.array("psf")
+        mfs_psf = _weighted_rows(psf, weights)(0, psf.shape[1])  # (2t, 2t): tile-sized
         mfs_beam = fit_beam(mfs_psf, wcs.cell_rad)
         plane_wcs = mfs_wcs(wcs)
         for name in names:
             if name == "psf":
-                plane = mfs_psf
+                bands: Iterator[np.ndarray] = iter([mfs_psf])
             elif name == "image":
-                model = _weighted_plane(store, "model", weights)
-                residual = _weighted_plane(store, "residual", weights)
-                plane = restore_channel(model, residual, mfs_beam, wcs.cell_rad)
+                model = store.array("model")
+                bands = restore_bands(
+                    _weighted_rows(model, weights),
+                    _weighted_rows(store.array("residual"), weights),
+                    mfs_beam,
+                    wcs.cell_rad,
+                    model.shape[1:],
+                    store.tile,
+                )
             else:
-                plane = _weighted_plane(store, name, weights)
+                arr = store.array(name)
+                bands = _row_bands(_weighted_rows(arr, weights), arr.shape[1], store.tile)
             out[f"MFS-{name}"] = _write(
                 cfg.output.product_path(f"MFS-{name}"),
-                plane[np.newaxis],
+                bands,
                 _psf_wcs(plane_wcs, store.tile) if name == "psf" else plane_wcs,
                 unit=PRODUCTS[name],
                 beam=mfs_beam,
@@ -185,7 +203,7 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
 
 def _write(
     path: Path,
-    data: np.ndarray,
+    bands: Iterator[np.ndarray],
     wcs: ImageWCS,
     *,
     unit: str,
@@ -194,30 +212,52 @@ def _write(
     history: list[str],
 ) -> Path:
     written = write_cube(
-        path, data, wcs, bunit=unit, beam=beam, channel_beams=beams, history=history
+        path, bands, wcs, bunit=unit, beam=beam, channel_beams=beams, history=history
     )
     log.info("wrote %s", path)
     return written
 
 
-def _cube(store: RunStore, name: str, beams: list[Beam]) -> np.ndarray:
-    """``(nchan, ny, nx)`` data of one product: a store array, or the restored image."""
-    if name != "image":
-        return store.array(name)[...]
-    model, residual = store.array("model"), store.array("residual")
-    cell = store.wcs.cell_rad
-    return np.stack(
-        [restore_channel(model[c], residual[c], beams[c], cell) for c in range(len(beams))]
-    )
-
-
-def _weighted_plane(store: RunStore, name: str, weights: np.ndarray) -> np.ndarray:
-    """``sum_c weights[c] * array[c]``, one channel in memory at a time, float32."""
+def _cube_bands(store: RunStore, name: str, beams: list[Beam]) -> Iterator[np.ndarray]:
+    """One product's ``(rows, nx)`` bands in FITS order: a store array, or the restored image."""
+    if name == "image":
+        model, residual = store.array("model"), store.array("residual")
+        for c, beam in enumerate(beams):
+            yield from restore_bands(
+                _channel_rows(model, c),
+                _channel_rows(residual, c),
+                beam,
+                store.wcs.cell_rad,
+                model.shape[1:],
+                store.tile,
+            )
+        return
     arr = store.array(name)
-    plane = np.zeros(arr.shape[1:], dtype=np.float64)  # (ny, nx)
-    for c in np.flatnonzero(weights > 0):
-        plane += weights[c] * arr[c]
-    return plane.astype(np.float32)
+    for c in range(arr.shape[0]):
+        yield from _row_bands(_channel_rows(arr, c), arr.shape[1], store.tile)
+
+
+def _row_bands(rows: RowReader, ny: int, band: int) -> Iterator[np.ndarray]:
+    """``rows`` read ``band`` rows at a time from ``y = 0`` up, the last band what is left."""
+    for y0 in range(0, ny, band):
+        yield rows(y0, min(y0 + band, ny))
+
+
+def _channel_rows(arr: zarr.Array, chan: int) -> RowReader:
+    """Rows of one channel of a ``(nchan, ny, nx)`` store array."""
+    return lambda y0, y1: arr[chan, y0:y1]
+
+
+def _weighted_rows(arr: zarr.Array, weights: np.ndarray) -> RowReader:
+    """Rows of ``sum_c weights[c] * arr[c]``, summed in float64, float32."""
+
+    def rows(y0: int, y1: int) -> np.ndarray:
+        out = np.zeros((y1 - y0, arr.shape[2]), dtype=np.float64)  # (rows, nx)
+        for c in np.flatnonzero(weights > 0):
+            out += weights[c] * arr[c, y0:y1]
+        return out.astype(np.float32)
+
+    return rows
 
 
 def _psf_wcs(wcs: ImageWCS, tile: int) -> ImageWCS:

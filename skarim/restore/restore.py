@@ -1,22 +1,92 @@
-"""Restoration: ``model (*) clean beam + residual``, in Jy/beam.
+"""Restoration: ``model (*) clean beam + residual``, in Jy/beam, one band of rows at a time.
 
 The clean beam and its kernel come from :mod:`skarim.beam` (:func:`skarim.beam.fit_beam`,
 :func:`skarim.beam.beam_kernel`).
+
+The kernel is zero beyond its reach ``r``, :data:`skarim.beam.KERNEL_SIGMAS` standard
+deviations of the beam's major axis (pixels, rounded up), so rows ``y0 .. y1`` of the restored
+image need the model's rows ``y0 - r .. y1 + r`` only (the halo, cut to the image). A band is
+convolved by FFT, zero-padded to at least ``(rows + 2r, nx + 2r)`` so that the circular
+convolution is the linear one: bands give the numbers of the whole plane's convolution to
+float round-off, and memory follows ``(band + 2r) x nx``, never the image's height.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+
+import ducc0
 import numpy as np
 
-from skarim.beam import Beam, beam_kernel
+from skarim.beam import KERNEL_SIGMAS, Beam, beam_kernel, fwhm_to_sigma
 
-__all__ = ["restore_channel"]
+__all__ = ["RowReader", "restore_halo", "restore_bands", "restore_channel"]
+
+RowReader = Callable[[int, int], np.ndarray]
+"""``rows(y0, y1)``: rows ``y0 .. y1 - 1`` of a plane, ``(y1 - y0, nx)``."""
+
+
+def restore_halo(beam: Beam, cell_rad: float) -> int:
+    """Model rows needed on each side of a band: the reach of :func:`skarim.beam.beam_kernel`.
+
+    Parameters
+    ----------
+    beam : Beam
+        Clean beam, degrees.
+    cell_rad : float
+        Pixel size, radians.
+
+    Returns
+    -------
+    int
+        Pixels beyond which the kernel is zero, along either axis.
+    """
+    return math.ceil(KERNEL_SIGMAS * fwhm_to_sigma(beam.major_deg / math.degrees(cell_rad)))
+
+
+def restore_bands(
+    model: RowReader,
+    residual: RowReader,
+    beam: Beam,
+    cell_rad: float,
+    shape: tuple[int, int],
+    band: int,
+) -> Iterator[np.ndarray]:
+    """``model (*) beam + residual`` in Jy/beam, band by band from ``y = 0`` up.
+
+    Parameters
+    ----------
+    model : RowReader
+        Rows of the clean components, Jy/pixel; read with the halo (:func:`restore_halo`).
+    residual : RowReader
+        Rows of the residual image, Jy/beam; read band by band.
+    beam : Beam
+        Clean beam, degrees.
+    cell_rad : float
+        Pixel size, radians.
+    shape : tuple of int
+        ``(ny, nx)`` of the plane; ``ny`` need not be a multiple of ``band``.
+    band : int
+        Rows per band (the last band takes what is left).
+
+    Yields
+    ------
+    numpy.ndarray
+        ``(rows, nx)`` float32 restored rows, Jy/beam, in order.
+    """
+    ny = shape[0]
+    restorer = _BandRestorer(beam, cell_rad)
+    for y0 in range(0, ny, band):
+        y1 = min(y0 + band, ny)
+        m0, m1 = max(0, y0 - restorer.halo), min(ny, y1 + restorer.halo)
+        yield restorer.restore(model(m0, m1), residual(y0, y1), top=y0 - m0)
 
 
 def restore_channel(
     model: np.ndarray, residual: np.ndarray, beam: Beam, cell_rad: float
 ) -> np.ndarray:
-    """``model (*) beam + residual`` in Jy/beam for one channel.
+    """``model (*) beam + residual`` in Jy/beam for one whole plane.
 
     Parameters
     ----------
@@ -34,8 +104,41 @@ def restore_channel(
     numpy.ndarray
         ``(ny, nx)`` float32 restored image, Jy/beam.
     """
-    ny, nx = model.shape
-    kernel = beam_kernel(beam, cell_rad, (2 * ny, 2 * nx))  # (2ny, 2nx), centre (ny, nx)
-    spec = np.fft.rfft2(np.fft.ifftshift(kernel)) * np.fft.rfft2(model, s=(2 * ny, 2 * nx))
-    smooth = np.fft.irfft2(spec, s=(2 * ny, 2 * nx))[:ny, :nx]
-    return (smooth + residual).astype(np.float32)
+    return _BandRestorer(beam, cell_rad).restore(model, residual, top=0)
+
+
+class _BandRestorer:
+    """Restores bands of one plane with one beam, keeping the kernel's spectrum of the last shape.
+
+    Every band but those near the plane's edges has the same FFT shape, so one spectrum is kept.
+    """
+
+    def __init__(self, beam: Beam, cell_rad: float) -> None:
+        self.beam = beam
+        self.cell_rad = cell_rad
+        self.halo = restore_halo(beam, cell_rad)
+        self._key: tuple[int, ...] = ()
+        self._spectrum = np.empty(0, dtype=np.complex128)
+
+    def restore(self, model: np.ndarray, residual: np.ndarray, top: int) -> np.ndarray:
+        """Restored rows ``top .. top + len(residual)`` of the ``(h, nx)`` model rows given."""
+        h, nx = model.shape
+        rows = residual.shape[0]
+        ry, rx = min(self.halo, h - 1), min(self.halo, nx - 1)  # farther offsets meet no pixel
+        fft_shape = (_good_size(h + 2 * ry), _good_size(nx + 2 * rx))
+        spectrum = np.fft.rfft2(np.asarray(model, dtype=np.float64), s=fft_shape)
+        spectrum *= self._kernel_spectrum(ry, rx, fft_shape)
+        smooth = np.fft.irfft2(spectrum, s=fft_shape)  # linear: the kernel centre at (ry, rx)
+        return (smooth[top + ry : top + ry + rows, rx : rx + nx] + residual).astype(np.float32)
+
+    def _kernel_spectrum(self, ry: int, rx: int, fft_shape: tuple[int, int]) -> np.ndarray:
+        if self._key != (ry, rx, *fft_shape):
+            kernel = beam_kernel(self.beam, self.cell_rad, (2 * ry + 1, 2 * rx + 1))
+            self._key = (ry, rx, *fft_shape)
+            self._spectrum = np.fft.rfft2(kernel, s=fft_shape)  # kernel centre (ry, rx)
+        return self._spectrum
+
+
+def _good_size(n: int) -> int:
+    """The smallest FFT length of small prime factors at least ``n`` (real transforms)."""
+    return ducc0.fft.good_size(n, True)

@@ -9,6 +9,7 @@ increment as ``[dec, ra]`` in radians.
 from __future__ import annotations
 
 import math
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import casacore.images as cim
@@ -222,3 +223,97 @@ def test_read_cube_rejects_a_plain_image(tmp_path):
     fits.PrimaryHDU(np.zeros((4, 4), np.float32)).writeto(path)
     with pytest.raises(InputError, match=r"expected a \(1, nchan, ny, nx\) cube"):
         read_cube(path)
+
+
+def _blocks(cube: np.ndarray, rows: int):
+    """The cube's rows in FITS order, ``rows`` at a time (a block may span two channels)."""
+    flat = cube.reshape(-1, cube.shape[-1])  # (nchan * ny, nx)
+    for start in range(0, len(flat), rows):
+        yield flat[start : start + rows]
+
+
+@pytest.mark.parametrize("channel_beams", [CHANNEL_BEAMS, None])
+def test_streamed_blocks_are_the_file_astropy_writes_for_the_whole_cube(
+    tmp_path, wcs, cube, channel_beams
+):
+    # 5-row blocks cross the channel boundaries (NY = 24 rows per channel)
+    path = write_cube(
+        tmp_path / "image.fits",
+        _blocks(cube, 5),
+        wcs,
+        bunit="JY/BEAM",
+        beam=BEAM,
+        channel_beams=channel_beams,
+        history=["streamed"],
+    )
+    with fits.open(path) as hdul:  # astropy rewrites what it reads, the data held whole
+        hdul.writeto(tmp_path / "rewritten.fits")
+        header = hdul[0].header
+        np.testing.assert_array_equal(hdul[0].data, cube.astype(np.float32)[np.newaxis])
+        assert len(hdul) == (1 if channel_beams is None else 2)
+    assert (tmp_path / "rewritten.fits").read_bytes() == path.read_bytes()
+    assert [header[f"NAXIS{i}"] for i in range(1, 5)] == [NX, NY, NCHAN, 1]
+    assert header.get("EXTEND") is (None if channel_beams is None else True)
+    im = cim.image(str(path))
+    np.testing.assert_array_equal(im.getdata(), cube.astype(np.float32)[np.newaxis])
+    if channel_beams is not None:
+        assert im.imageinfo()["perplanebeams"]["nChannels"] == NCHAN
+    assert temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "cut", "match"),
+    [
+        (8, 1, r"71 rows were given, the cube needs 72"),
+        (8, -1, r"more than the cube's 72 rows"),
+        (8, 0, r"a block of shape \(8, 31\); the cube's rows: 32 wide"),
+    ],
+)
+def test_wrong_blocks_leave_the_existing_file_untouched(tmp_path, wcs, cube, rows, cut, match):
+    path = write_cube(tmp_path / "dirty.fits", cube, wcs, bunit="JY/BEAM")
+    before = path.read_bytes()
+    flat = cube.reshape(-1, NX)
+    if cut > 0:  # one row short
+        blocks = _blocks(flat[:-cut][np.newaxis], rows)
+    elif cut < 0:  # one row too many
+        blocks = _blocks(np.concatenate([flat, flat[:1]])[np.newaxis], rows)
+    else:  # one column short
+        blocks = _blocks(flat[np.newaxis, :, :-1], rows)
+    with pytest.raises(InputError, match=match):
+        write_cube(path, blocks, wcs, bunit="JY/BEAM")
+    assert path.read_bytes() == before
+    assert temp_files(tmp_path) == []
+
+
+def test_a_failing_source_of_blocks_leaves_no_file(tmp_path, wcs, cube):
+    def failing():
+        yield from _blocks(cube[:1], 4)
+        raise RuntimeError("store unreadable")
+
+    with pytest.raises(RuntimeError, match="store unreadable"):
+        write_cube(tmp_path / "dirty.fits", failing(), wcs, bunit="JY/BEAM")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _streaming_peak(tmp_path, nchan: int, ny: int, rows: int) -> int:
+    """Peak of traced allocations while writing ``nchan`` planes made one block at a time."""
+    wcs = ImageWCS(
+        npix_x=256, npix_y=ny, cell_rad=CELL_RAD, ra_rad=1.0, dec_rad=-0.5,
+        freq_hz=np.linspace(1e9, 2e9, nchan), chan_width_hz=np.full(nchan, 1e8),
+    )  # fmt: skip
+    blocks = (np.full((rows, 256), k, dtype=np.float32) for k in range(nchan * ny // rows))
+    tracemalloc.start()
+    try:
+        write_cube(tmp_path / f"c{nchan}x{ny}.fits", blocks, wcs, bunit="JY/BEAM")
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_streaming_holds_one_block_whatever_the_cube(tmp_path):
+    # 2 x 64 rows against 8 x 512 rows: the cube is 32 times larger, the block the same
+    small = _streaming_peak(tmp_path, nchan=2, ny=64, rows=32)
+    large = _streaming_peak(tmp_path, nchan=8, ny=512, rows=32)
+    block = 32 * 256 * 4  # bytes of one float32 block
+    assert large < 1.3 * small
+    assert large < 8 * block  # the block, its big-endian copy and Astropy's header
