@@ -11,8 +11,9 @@ of 5-50 mJy spread over that size's field (inner 80 %), so each image holds its 
 and the larger fields' sources put sidelobes into it. The visibilities are computed
 analytically from the components (``SimulateConfig.predict = "components"``): no image of
 the field is ever rendered. Each size is then imaged as its own process, ``skarim image``
-deconvolving with the shipped RIM (Briggs 0, one output channel, the default tile and
-facets), and measured: wall and CPU time of the whole run (``/usr/bin/time``), the peak
+deconvolving with the shipped RIM (Briggs 0, one output channel, the default tile, 4096-pixel
+facets, one worker with every core: one channel's gridding and residuals are one task each),
+and measured: wall and CPU time of the whole run (``/usr/bin/time``), the peak
 memory of each Dask worker and of the driver (from the run's summary in its store), the
 store's and the products' size on disk, and the wall time per Mpix. With ``skarim plan``
 available its predictions are printed beside the measurements.
@@ -44,6 +45,10 @@ SIZES = (2048, 4096, 8192, 16384, 32768)
 #: The brightest source, Jy: 80 times the image noise, with sidelobes below the RIM's skip
 #: threshold a few beams away, as in a deep field where most tiles hold only noise.
 BRIGHTEST_JY = 0.05
+
+#: Facets of at most 4096 pixels: every size from 4096^2 up grids facets of one size, so a
+#: worker's memory is the same for all of them.
+FACET_PIX = 4096
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +108,8 @@ def _image(ms: Path, size: int, scale: str, args: argparse.Namespace) -> dict:
     work.mkdir(parents=True)
     cmd = [sys.executable, "-m", "skarim", "image", str(ms), "--size", str(size),
            "--scale", scale, "--weight", "briggs", "0", "--name", "scale",
-           "--workers", str(args.threads), "--threads", "1", "--quiet"]  # fmt: skip
+           "--facet-pix", str(FACET_PIX),
+           "--workers", "1", "--threads", str(args.threads), "--quiet"]  # fmt: skip
     measured = run_measured(cmd, work, work / "run.log", args.timeout)
     row: dict = {"size": size, "returncode": measured.returncode, "wall_s": measured.wall_s,
                  "cpu_s": measured.cpu_s}  # fmt: skip

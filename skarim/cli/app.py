@@ -78,6 +78,10 @@ def image(
     weight: Annotated[str | None, typer.Option(help="natural | uniform | 'briggs R'.")] = None,
     channels_out: Annotated[int | None, typer.Option(help="Output channels.")] = None,
     tile: Annotated[int | None, typer.Option(help="Tile side in pixels.")] = None,
+    facet_pix: Annotated[
+        int | None,
+        typer.Option(help="Largest side gridded by one ducc0 call, pixels (whole tiles)."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Prefix of the products.")] = None,
     data_column: Annotated[str | None, typer.Option(help="Visibility column.")] = None,
     field: Annotated[str | None, typer.Option(help="FIELD id or name.")] = None,
@@ -127,6 +131,7 @@ def image(
     _setup_logging(quiet)
     flags = RunFlags(
         ms=ms, size=size, scale=scale, weight=weight, channels_out=channels_out, tile=tile,
+        facet_pix=facet_pix,
         name=name, data_column=data_column, field=field, spw=spw, channel_range=channel_range,
         dirty_only=dirty_only, threads=threads, chunk_rows=chunk_rows, overwrite=overwrite,
         major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,

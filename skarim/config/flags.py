@@ -76,6 +76,7 @@ class RunFlags:
     weight: str | None = None
     channels_out: int | None = None
     tile: int | None = None
+    facet_pix: int | None = None
     name: str | None = None
     data_column: str | None = None
     field: str | None = None
@@ -108,7 +109,11 @@ class RunFlags:
                 "--scheduler and --cluster exclude each other: join or start, not both"
             )
         sync = self.scheduler == "sync"
-        grid: dict[str, Any] = {"channels_out": self.channels_out, "tile": self.tile}
+        grid: dict[str, Any] = {
+            "channels_out": self.channels_out,
+            "tile": self.tile,
+            "facet_pix": self.facet_pix,
+        }
         if self.size is not None:
             grid["npix_x"], grid["npix_y"] = parse_size(self.size)
         if self.scale is not None:

@@ -41,7 +41,11 @@ from skarim.imaging.plan import ChannelGroup
 from skarim.imaging.residual import residual_channels
 from skarim.io.store import RunStore
 
-__all__ = ["REFUSE_RTOL", "ChannelCycleStats", "finish_cycle"]
+__all__ = ["REFUSE_RTOL", "PRUNE_SPAN_TILES", "ChannelCycleStats", "finish_cycle"]
+
+#: Columns of a pruning block, in tiles: blocks of one tile row by this many tiles (plus the
+#: smoothing halo) bound the pruning's memory whatever the image's width.
+PRUNE_SPAN_TILES = 8
 
 #: A cycle must lower its channel's residual RMS by more than this fraction to be kept. A
 #: cycle that changed nothing is refused, and so is a rerun of a refused cycle killed after
@@ -212,8 +216,9 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
     main lobe's FWHM, Jy/beam) plus ``residual`` (the exact residual of ``model_next``): flux
     the RIM put where the data hold none is cancelled by the residual's negative there, so it
     goes, while a source the data hold stays. ``noise`` is the residual's robust noise
-    (:func:`skarim.deconv.noise.channel_sigma`), Jy/beam. Works a tile row at a time with a
-    halo of four smoothing widths, so memory follows the tile size.
+    (:func:`skarim.deconv.noise.channel_sigma`), Jy/beam. Works on blocks of one tile row
+    by :data:`PRUNE_SPAN_TILES` tiles, each with a halo of four smoothing widths, so memory
+    follows the tile size, not the image's.
     """
     t = cfg.grid.tile
     fwhm = psf_fwhm_pix(store.array("psf")[chan])
@@ -221,15 +226,20 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
     halo = int(np.ceil(4 * width))
     level = cfg.deconv.prune_sigma * noise
     source = store.array("model_next")
-    ny = source.shape[1]
-    for ty in range(cfg.grid.ntile_y):
-        y0, y1 = ty * t, (ty + 1) * t
+    ny, nx = source.shape[1:]
+    span = PRUNE_SPAN_TILES * t
+    for y0 in range(0, ny, t):
+        y1 = min(y0 + t, ny)
         a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
-        block = np.asarray(source[chan, a0:a1], dtype=np.float64)  # (rows + halo, nx)
-        smoothed = smooth_gaussian_truncated(block, width, halo) * beam_area(fwhm)  # Jy/beam
-        restored = smoothed[y0 - a0 : y1 - a0] + store.array("residual")[chan, y0:y1]
-        keep = restored >= level
-        store.array("model")[chan, y0:y1] = np.where(keep, block[y0 - a0 : y1 - a0], 0.0)
+        for x0 in range(0, nx, span):
+            x1 = min(x0 + span, nx)
+            b0, b1 = max(x0 - halo, 0), min(x1 + halo, nx)
+            block = np.asarray(source[chan, a0:a1, b0:b1], dtype=np.float64)  # with its halo
+            smoothed = smooth_gaussian_truncated(block, width, halo) * beam_area(fwhm)  # Jy/beam
+            core = (slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0))
+            restored = smoothed[core] + store.array("residual")[chan, y0:y1, x0:x1]
+            keep = restored >= level
+            store.array("model")[chan, y0:y1, x0:x1] = np.where(keep, block[core], 0.0)
 
 
 def _previous_rms(store: RunStore, chan: int, cycle: int, tile: int) -> float:

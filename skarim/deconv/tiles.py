@@ -136,7 +136,8 @@ def read_windows(arr, chan: int, wins: list[TileWindow]) -> np.ndarray:  # noqa:
     chan : int
         Output channel.
     wins : list of TileWindow
-        Tiles of one size and margin.
+        Tiles of one size and margin, close together (a batch of one tile row): they are
+        read as the one block that covers them all.
 
     Returns
     -------
@@ -146,9 +147,13 @@ def read_windows(arr, chan: int, wins: list[TileWindow]) -> np.ndarray:  # noqa:
     """
     size = wins[0].tile + 2 * wins[0].margin
     out = np.zeros((len(wins), size, size), dtype=np.float32)  # (b, w, w)
-    for i, win in enumerate(wins):
-        ys, xs, inner = win.window()
-        out[i][inner] = arr[chan, ys, xs]
+    spans = [win.window() for win in wins]
+    # one read covering every window: each stored chunk is decoded once, not once per window
+    y0, y1 = min(s[0].start for s in spans), max(s[0].stop for s in spans)
+    x0, x1 = min(s[1].start for s in spans), max(s[1].stop for s in spans)
+    block = np.asarray(arr[chan, y0:y1, x0:x1])  # (rows, cols) around the windows
+    for i, (ys, xs, inner) in enumerate(spans):
+        out[i][inner] = block[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
     return out
 
 

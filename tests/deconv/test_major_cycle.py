@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from msfactory import NPIX, SOURCES, gridded_store, point_sources_ms
+from msfactory import CELL_RAD, NPIX, SOURCES, gridded_store, new_run_store, point_sources_ms
 
-from skarim.beam import psf_fwhm_pix, smooth_gaussian_truncated
-from skarim.config import RunConfig
-from skarim.deconv.major_cycle import _prune, finish_cycle
+from skarim.beam import beam_area, fwhm_to_sigma, psf_fwhm_pix, smooth_gaussian_truncated
+from skarim.config import GridConfig, OutputConfig, ReadConfig, RunConfig
+from skarim.deconv.major_cycle import PRUNE_SPAN_TILES, _prune, finish_cycle
 from skarim.deconv.noise import channel_sigma
 from skarim.deconv.tiles import tile_windows
 
@@ -109,3 +109,33 @@ def test_pruning_drops_model_flux_the_data_lack_and_keeps_the_sources(tmp_path):
         far[max(y - 12, 0) : y + 13, max(x - 12, 0) : x + 13] = False
     assert np.count_nonzero(pruned[far]) == 0
     assert np.count_nonzero(pruned) < 0.5 * pruned.size
+
+
+def test_pruning_block_by_block_equals_pruning_the_whole_plane(tmp_path):
+    # 600 x 72 pixels in 32-pixel tiles: blocks of 8 tiles (256 columns) plus halos, and a
+    # partial last tile in both directions
+    ms = point_sources_ms(tmp_path)
+    cfg = RunConfig(
+        read=ReadConfig(ms=ms),
+        grid=GridConfig(npix_x=600, npix_y=72, cell_rad=CELL_RAD, tile=32),
+        output=OutputConfig(name=str(tmp_path / "blocks")),
+    )
+    assert PRUNE_SPAN_TILES * cfg.grid.tile < 600
+    store, _ = new_run_store(cfg)
+    yy, xx = np.mgrid[-32:32, -32:32]
+    store.array("psf")[0] = np.exp(-0.5 * (yy**2 + xx**2) / 2.0**2)  # FWHM 4.7 pixels
+    rng = np.random.default_rng(2)
+    model = np.where(rng.random((72, 600)) < 0.05, rng.exponential(0.01, (72, 600)), 0.0)
+    residual = rng.normal(0, 1e-3, (72, 600))
+    store.array("model_next")[0] = model
+    store.array("residual")[0] = residual
+    _prune(store, 0, cfg, 1e-3)
+    fwhm = psf_fwhm_pix(store.array("psf")[0])
+    width = fwhm_to_sigma(fwhm)
+    whole = smooth_gaussian_truncated(
+        store.array("model_next")[0].astype(np.float64), width, int(np.ceil(4 * width))
+    )
+    restored = whole * beam_area(fwhm) + store.array("residual")[0]
+    expected = np.where(restored >= cfg.deconv.prune_sigma * 1e-3, model, 0.0)
+    np.testing.assert_array_equal(store.array("model")[0], expected.astype(np.float32))
+    assert 0 < np.count_nonzero(expected) < np.count_nonzero(model)  # the cut matters here
