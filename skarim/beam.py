@@ -20,11 +20,9 @@ Measurement Set carry the same beam:
   PSFs that are not Gaussian. For a Gaussian PSF both fits agree exactly.
 
 WSClean starts from the theoretical beam ``1 / max |uvw|``; skarim starts from the main
-lobe's area above half maximum, which gives the same box after WSClean's widening step (and
-the fit barely depends on the box once it holds the main lobe). A main lobe narrower than a
-pixel leaves the fit unconstrained (a beam of a fraction of a pixel comes out, its position
-angle arbitrary): the cell then undersamples the PSF. Position angles are east of north, in
-degrees, in ``[0, 180)``.
+lobe's area above half maximum: the same box after WSClean's widening step. A main lobe
+narrower than a pixel leaves the fit unconstrained (the cell undersamples the PSF). Position
+angles are east of north, in degrees, in ``[0, 180)``.
 """
 
 from __future__ import annotations
