@@ -52,6 +52,15 @@ test_weighting.py`` keeps WSClean's grids as a reference):
   either is flagged or not finite).
 - **Not modelled** (WSClean options that are off by default): super-uniform weighting
   (``-super-weight``), ``-use-weights-as-taper``, uv range cuts and tapers.
+
+**Storage.** A grid keeps only its occupied cells (:mod:`skarim.imaging.weight_cells`): their
+sorted flat indices into the half plane and one float64 each, the sum ``W_k`` and then the
+factor: 16 bytes per occupied cell, and for Briggs 16 per cell the rank filter clipped (its
+factor before the filter), whatever the image size (:attr:`WeightGrid.nbytes`). Every cell not
+stored has one factor: 0 for uniform, ``1 / (1 + 0 f^2)`` for Briggs, 1 for natural. The
+rank filter is computed at the stored cells, and on demand at any other cell a visibility
+of nonzero weight falls in, from window sums over the stored cells that equal the dense
+grid's to float round-off.
 """
 
 from __future__ import annotations
@@ -61,8 +70,14 @@ import math
 import numpy as np
 
 from skarim.config import Weighting
-from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.errors import InputError
+from skarim.imaging.weight_cells import (
+    add_cells,
+    chunk_cell_sums,
+    find_cells,
+    visibility_cells,
+    window_sums,
+)
 
 __all__ = ["WeightGrid", "briggs_factors", "padded_npix"]
 
@@ -147,7 +162,8 @@ class WeightGrid:
 
     Notes
     -----
-    The grid holds the half plane ``v >= 0``: ``(grid_npix_y // 2, grid_npix_x)`` float64.
+    The grid is the half plane ``v >= 0``, ``(grid_npix_y // 2, grid_npix_x)`` cells, of
+    which only the occupied ones are held (module docstring, *Storage*).
     """
 
     def __init__(
@@ -175,7 +191,12 @@ class WeightGrid:
         self.grid_npix_y = padded_npix(npix_y, padding)
         self.rank_filter_level = float(rank_filter_level)
         self.rank_filter_size = int(rank_filter_size)
-        self._grid = np.zeros((self.grid_npix_y // 2, self.grid_npix_x))  # (v >= 0, u)
+        self._shape = (self.grid_npix_y // 2, self.grid_npix_x)  # (v >= 0, u)
+        self._occupied = np.empty(0, np.int64)  # sorted flat cells y * nx + x
+        self._values = np.empty(0)  # their sums W_k, then their factors
+        self._empty = 0.0  # factor of a cell not stored, before the rank filter
+        self._clipped = np.empty(0, np.int64)  # Briggs: stored cells the filter clipped ...
+        self._unclipped = np.empty(0)  # ... and their factors before it
         self._total_weight = 0.0
         self._finalized = False
 
@@ -188,10 +209,19 @@ class WeightGrid:
         )
 
     @property
+    def nbytes(self) -> int:
+        """Bytes the grid holds: 16 per occupied cell, and for Briggs 16 more per cell the
+        rank filter clipped (at most 32 per occupied cell).
+
+        Follows the visibilities added, not the image size; for memory planning.
+        """
+        return sum(a.nbytes for a in (self._occupied, self._values, self._clipped, self._unclipped))
+
+    @property
     def cell_weight_sums(self) -> np.ndarray:
         """``(grid_npix_y // 2, grid_npix_x)`` sums of natural weights ``W_k`` per cell.
 
-        Before :meth:`finalize` only; afterwards the grid holds the correction factors.
+        Before :meth:`finalize` only. Builds the dense grid: for tests and small images.
 
         Raises
         ------
@@ -200,13 +230,16 @@ class WeightGrid:
         """
         if self._finalized:
             raise RuntimeError("the cell sums were turned into weights by finalize()")
-        return self._grid.copy()
+        dense = np.zeros(self._shape)
+        dense.reshape(-1)[self._occupied] = self._values
+        return dense
 
     @property
     def cell_factors(self) -> np.ndarray:
         """``(grid_npix_y // 2, grid_npix_x)`` correction factor per cell, after :meth:`finalize`.
 
-        The grid WSClean's ``-save-weights`` writes (its ``v >= 0`` half).
+        The grid WSClean's ``-save-weights`` writes (its ``v >= 0`` half). Builds the dense
+        grid: for tests and small images.
 
         Raises
         ------
@@ -215,7 +248,9 @@ class WeightGrid:
         """
         if not self._finalized:
             raise RuntimeError("call WeightGrid.finalize() before reading cell_factors")
-        return self._grid.copy()
+        if self.weighting is Weighting.natural:
+            return np.ones(self._shape)
+        return self._factors(np.arange(self._shape[0] * self._shape[1])).reshape(self._shape)
 
     def add(self, uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray) -> None:
         """Add a chunk of visibilities to the per-cell sums of natural weights (pass 1).
@@ -240,13 +275,15 @@ class WeightGrid:
             raise RuntimeError("WeightGrid.add() called after finalize()")
         if self.weighting is Weighting.natural:
             return
-        cell, inside = self._cells(uvw_m, freq_hz, weight)
+        cell, inside = visibility_cells(
+            uvw_m, freq_hz, weight, self.grid_npix_x, self.grid_npix_y, self.cell_rad
+        )
         w = np.asarray(weight, dtype=np.float64)[inside]  # (nvis,)
         if cell.size == 0:
             return
-        lo, hi = int(cell.min()), int(cell.max()) + 1
-        flat = self._grid.reshape(-1)
-        flat[lo:hi] += np.bincount(cell - lo, weights=w, minlength=hi - lo)
+        self._occupied, self._values = add_cells(
+            self._occupied, self._values, *chunk_cell_sums(cell, w)
+        )
         self._total_weight += float(w.sum())
 
     def finalize(self) -> None:
@@ -260,18 +297,26 @@ class WeightGrid:
         if self._finalized:
             raise RuntimeError("WeightGrid.finalize() called twice")
         self._finalized = True
-        g = self._grid  # (ny/2, nx) sums W_k
+        sums = self._values  # (ncell,) W_k of the stored cells
         if self.weighting is Weighting.natural:
-            g[:] = 1.0
-        elif self.weighting is Weighting.uniform:
-            occupied = g != 0.0
-            g[occupied] = 1.0 / g[occupied]
-        elif self._total_weight != 0.0:
-            g[:] = briggs_factors(g, self._total_weight, self.robust)
+            self._empty = 1.0
+            return
+        if self.weighting is Weighting.uniform:
+            factors = np.zeros_like(sums)
+            np.divide(1.0, sums, out=factors, where=sums != 0.0)
+            self._empty = 0.0
+        elif self._total_weight != 0.0:  # the factor of an empty cell, 1 / (1 + 0 f^2), last
+            factors = briggs_factors(np.append(sums, 0.0), self._total_weight, self.robust)
+            factors, self._empty = factors[:-1], float(factors[-1])
         else:
-            g[:] = 1.0
-        if self.rank_filter_level >= 1.0 and self.weighting is not Weighting.natural:
-            self._grid = _rank_filter(g, self.rank_filter_level, self.rank_filter_size)
+            factors, self._empty = np.ones_like(sums), 1.0
+        self._values = factors
+        if self._filters():
+            bound = self._rank_bound(self._occupied)
+            clipped = np.flatnonzero((factors != 0.0) & (factors > bound))
+            if self._empty != 0.0:  # the filter may run again at cells not stored (Briggs)
+                self._clipped, self._unclipped = clipped, factors[clipped]
+            factors[clipped] = bound[clipped]
 
     def imaging_weights(
         self, uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray
@@ -301,90 +346,52 @@ class WeightGrid:
         if not self._finalized and self.weighting is not Weighting.natural:
             raise RuntimeError("call WeightGrid.finalize() before imaging_weights()")
         weight = np.asarray(weight)
-        cell, inside = self._cells(uvw_m, freq_hz, weight)
+        cell, inside = visibility_cells(
+            uvw_m, freq_hz, weight, self.grid_npix_x, self.grid_npix_y, self.cell_rad
+        )
         out = np.zeros(weight.shape, dtype=np.float64)  # (nrow, nchan)
-        factor = 1.0 if self.weighting is Weighting.natural else self._grid.reshape(-1)[cell]
-        out[inside] = weight[inside] * factor
+        w = weight[inside]
+        factor = 1.0 if self.weighting is Weighting.natural else self._factors(cell, w != 0)
+        out[inside] = w * factor
         return out.astype(weight.dtype, copy=False)
 
-    def _cells(
-        self, uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Flat half-plane cell index of every visibility inside the weight grid.
-
-        Returns
-        -------
-        cell : numpy.ndarray
-            ``(ninside,)`` int64 indices into the flattened ``(ny/2, nx)`` grid.
-        inside : numpy.ndarray
-            ``(nrow, nchan)`` bool, True where the visibility falls on the grid.
-        """
-        uvw_m = np.asarray(uvw_m, dtype=np.float64)
-        freq_hz = np.asarray(freq_hz, dtype=np.float64)
-        nrow, nchan = len(uvw_m), len(freq_hz)
-        if uvw_m.shape != (nrow, 3) or np.shape(weight) != (nrow, nchan):
-            raise InputError(
-                f"expected uvw (nrow, 3) and weight (nrow, {nchan}), "
-                f"got {uvw_m.shape} and {np.shape(weight)}"
-            )
-        nx, ny = self.grid_npix_x, self.grid_npix_y
-        wavelength_m = SPEED_OF_LIGHT_M_S / freq_hz  # (nchan,)
-        x = uvw_m[:, 0:1] / wavelength_m  # (nrow, nchan) u in wavelengths, becomes x
-        y = uvw_m[:, 1:2] / wavelength_m  # (nrow, nchan) v in wavelengths, becomes y
-        lower = y < 0.0  # reflect onto the v >= 0 half plane
-        np.negative(x, out=x, where=lower)
-        np.negative(y, out=y, where=lower)
-        # floor(u * nx * cell + nx / 2) and floor(v * ny * cell), in WSClean's order
-        x *= nx
-        x *= self.cell_rad
-        x += nx // 2
-        np.floor(x, out=x)
-        y *= ny
-        y *= self.cell_rad
-        np.floor(y, out=y)
-        inside = (x >= 0) & (x < nx) & (y < ny // 2)
-        cell = y[inside].astype(np.int64) * nx + x[inside].astype(np.int64)
-        return cell, inside
-
-
-def _rank_filter(grid: np.ndarray, level: float, size: int) -> np.ndarray:
-    """WSClean's ``ImageWeights::RankFilter`` on a half-plane grid of correction factors.
-
-    Parameters
-    ----------
-    grid : numpy.ndarray
-        ``(ny/2, nx)`` correction factors.
-    level : float
-        Factors above ``level`` times the local mean of nonzero factors are clipped to it.
-    size : int
-        Window side; the window of cell ``(y, x)`` is ``[y - size//2, y + size//2) x
-        [x - size//2, x + size//2)``, clipped to the grid.
-
-    Returns
-    -------
-    numpy.ndarray
-        The filtered ``(ny/2, nx)`` grid.
-    """
-    half = size // 2
-    if half == 0:  # empty window: WSClean's mean is 0/0 and nothing is clipped
-        return grid
-    nonzero = (grid != 0.0).astype(np.float64)
-    window_sum = _box_sum(grid, half)
-    window_count = _box_sum(nonzero, half)
-    bound = level * window_sum / np.maximum(window_count, 1.0)  # (ny/2, nx)
-    clip = (grid != 0.0) & (grid > bound)
-    return np.where(clip, bound, grid)
-
-
-def _box_sum(a: np.ndarray, half: int) -> np.ndarray:
-    """Sum of ``a`` over ``[i - half, i + half)`` along both axes, clipped to the array."""
-    for axis in (0, 1):
-        n = a.shape[axis]
-        c = np.concatenate(
-            [np.zeros_like(np.take(a, [0], axis=axis)), np.cumsum(a, axis=axis)], axis=axis
+    def _filters(self) -> bool:
+        """Whether the rank filter runs: WSClean's level >= 1, a window, not natural."""
+        return (
+            self.rank_filter_level >= 1.0
+            and self.rank_filter_size // 2 > 0  # else WSClean's mean is 0/0: nothing clipped
+            and self.weighting is not Weighting.natural
         )
-        i = np.arange(n)
-        stop = np.minimum(i + half, n)
-        start = np.maximum(i - half, 0)
-        a = np.take(c, stop, axis=axis) - np.take(c, start, axis=axis)
-    return a
+
+    def _rank_bound(self, query: np.ndarray) -> np.ndarray:
+        """WSClean's ``RankFilter`` bound at sorted unique cells: ``level`` times the mean of
+        the nonzero factors (before the filter) in the window ``[y - size/2, y + size/2) x
+        [x - size/2, x + size/2)``, clipped to the half-plane grid."""
+        before = self._values
+        if self._clipped.size:
+            before = before.copy()
+            before[self._clipped] = self._unclipped
+        sums, counts = window_sums(
+            self._occupied, before, self._empty, self._shape, self.rank_filter_size // 2, query
+        )
+        return self.rank_filter_level * sums / np.maximum(counts, 1.0)
+
+    def _factors(self, cell: np.ndarray, needed: np.ndarray | None = None) -> np.ndarray:
+        """Correction factor of each cell (flat cells of the grid), after finalize.
+
+        Where ``needed`` is False (a visibility of weight 0), a cell not stored keeps the
+        factor of an empty cell before the rank filter: its imaging weight is 0 all the same
+        (NaN if that factor is), and no window sums are computed for it.
+        """
+        pos, found = find_cells(self._occupied, cell)
+        if found.all():
+            return self._values[pos]
+        out = np.full(cell.shape, self._empty)
+        out[found] = self._values[pos[found]]
+        missing = ~found if needed is None else ~found & needed
+        if self._filters() and self._empty != 0.0 and missing.any():
+            missing = np.flatnonzero(missing)  # cells no visibility of pass 1 fell in
+            query, inverse = np.unique(cell[missing], return_inverse=True)
+            bound = self._rank_bound(query)
+            out[missing] = np.where(self._empty > bound, bound, self._empty)[inverse]
+        return out
