@@ -160,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     ms = (args.out / "scale.ms").resolve()
     cell_rad = float(np.deg2rad(args.cell_arcsec / 3600))
     cfg = SimulateConfig(
-        npix=max(sizes), cell_rad=cell_rad, nchan=2, duration_h=1.0, integration_s=60.0,
+        npix=max(SIZES), cell_rad=cell_rad, nchan=2, duration_h=1.0, integration_s=60.0,
         noise_jy=0.5, predict="components",
     )  # fmt: skip
     if not ms.exists():
-        sim = simulate(cfg, ms, overwrite=True, sky=_sky(sizes, float(cfg.freq_hz.mean())))
+        # the same observation whichever sizes are imaged: every size's sources are in it
+        sim = simulate(cfg, ms, overwrite=True, sky=_sky(list(SIZES), float(cfg.freq_hz.mean())))
         print(f"simulated {sim.nrow} rows x {cfg.nchan} channels: {ms}", file=sys.stderr)
     scale = f"{args.cell_arcsec:g}asec"
     rows = []
