@@ -21,10 +21,15 @@ import numpy as np
 
 from skarim.beam import KERNEL_SIGMAS, Beam, beam_kernel, fwhm_to_sigma
 
-__all__ = ["RowReader", "restore_halo", "restore_bands", "restore_channel"]
+__all__ = ["RESTORE_SPAN", "RowReader", "restore_halo", "restore_bands", "restore_channel"]
 
 RowReader = Callable[[int, int], np.ndarray]
 """``rows(y0, y1)``: rows ``y0 .. y1 - 1`` of a plane, ``(y1 - y0, nx)``."""
+
+
+#: Columns restored by one FFT (plus the beam kernel's halo on each side), so that a band's
+#: FFT does not grow with the image's width.
+RESTORE_SPAN = 2048
 
 
 def restore_halo(beam: Beam, cell_rad: float) -> int:
@@ -75,12 +80,21 @@ def restore_bands(
     numpy.ndarray
         ``(rows, nx)`` float32 restored rows, Jy/beam, in order.
     """
-    ny = shape[0]
+    ny, nx = shape
     restorer = _BandRestorer(beam, cell_rad)
+    span = max(band, RESTORE_SPAN)
     for y0 in range(0, ny, band):
         y1 = min(y0 + band, ny)
         m0, m1 = max(0, y0 - restorer.halo), min(ny, y1 + restorer.halo)
-        yield restorer.restore(model(m0, m1), residual(y0, y1), top=y0 - m0)
+        rows = np.asarray(model(m0, m1))  # (rows + halo, nx)
+        res = np.asarray(residual(y0, y1))  # (rows, nx)
+        out = np.empty((y1 - y0, nx), dtype=np.float32)
+        for x0 in range(0, nx, span):  # column blocks with their halo bound the FFTs
+            x1 = min(x0 + span, nx)
+            b0, b1 = max(0, x0 - restorer.halo), min(nx, x1 + restorer.halo)
+            block = restorer.restore(rows[:, b0:b1], res[:, x0:x1], top=y0 - m0, left=x0 - b0)
+            out[:, x0:x1] = block
+        yield out
 
 
 def restore_channel(
@@ -120,16 +134,23 @@ class _BandRestorer:
         self._key: tuple[int, ...] = ()
         self._spectrum = np.empty(0, dtype=np.complex128)
 
-    def restore(self, model: np.ndarray, residual: np.ndarray, top: int) -> np.ndarray:
-        """Restored rows ``top .. top + len(residual)`` of the ``(h, nx)`` model rows given."""
+    def restore(
+        self, model: np.ndarray, residual: np.ndarray, top: int, left: int = 0
+    ) -> np.ndarray:
+        """Restored pixels ``[top, top + rows) x [left, left + cols)`` of the model block given.
+
+        ``model`` is ``(h, nx)`` with the halo the restored pixels need; ``residual`` is the
+        ``(rows, cols)`` residual at the restored pixels.
+        """
         h, nx = model.shape
-        rows = residual.shape[0]
+        rows, cols = residual.shape
         ry, rx = min(self.halo, h - 1), min(self.halo, nx - 1)  # farther offsets meet no pixel
         fft_shape = (_good_size(h + 2 * ry), _good_size(nx + 2 * rx))
         spectrum = np.fft.rfft2(np.asarray(model, dtype=np.float64), s=fft_shape)
         spectrum *= self._kernel_spectrum(ry, rx, fft_shape)
         smooth = np.fft.irfft2(spectrum, s=fft_shape)  # linear: the kernel centre at (ry, rx)
-        return (smooth[top + ry : top + ry + rows, rx : rx + nx] + residual).astype(np.float32)
+        cut = smooth[top + ry : top + ry + rows, left + rx : left + rx + cols]
+        return (cut + residual).astype(np.float32)
 
     def _kernel_spectrum(self, ry: int, rx: int, fft_shape: tuple[int, int]) -> np.ndarray:
         if self._key != (ry, rx, *fft_shape):

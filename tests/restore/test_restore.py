@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skarim.beam import Beam, beam_kernel
-from skarim.restore.restore import restore_bands, restore_channel, restore_halo
+from skarim.restore.restore import RESTORE_SPAN, restore_bands, restore_channel, restore_halo
 
 CELL = np.deg2rad(1.0 / 3600)
 
@@ -47,6 +47,7 @@ def test_the_halo_is_the_reach_of_the_beam_kernel(major_arcsec):
         (100, 72, 8, 6.0),  # bands narrower than the halo (16 rows)
         (40, 36, 16, 30.0),  # a halo (77 rows) beyond the image
         (64, 96, 64, 4.0),  # one band
+        (40, 2 * RESTORE_SPAN + 100, 32, 6.0),  # column blocks, the last one narrow
     ],
 )
 def test_bands_give_the_whole_plane_to_float32_round_off(ny, nx, band, major_arcsec):
