@@ -148,7 +148,7 @@ def finish_cycle(
     for g, s, b in zip(groups, candidate, before, strict=True):
         if g in refused:  # the previous model again, with its residual (left in place)
             _copy_rows(store, "model", "model_next", g.index, cfg)
-            s = {"rms": b, "flux": float(np.sum(store.array("model")[g.index], dtype=np.float64))}
+            s = {"rms": b, "flux": store.plane_sum("model", g.index)}
         else:
             _copy_rows(store, "residual_next", "residual", g.index, cfg)
         stats.append(s)

@@ -151,11 +151,10 @@ def _residual_batch(
             npix += block.ny * block.nx
     finally:
         kept.close()
-    model = store.array(model_name)
     return [
         {
             "rms": float(np.sqrt(sq[k] / max(npix, 1))),
-            "flux": float(np.sum(model[g.index], dtype=np.float64)),
+            "flux": store.plane_sum(model_name, g.index),
         }
         for k, g in enumerate(groups)
     ]

@@ -215,6 +215,15 @@ class RunStore:
         """Remove an array made by :meth:`scratch_array`, with its data."""
         del self.group[array.path]
 
+    def plane_sum(self, name: str, chan: int) -> float:
+        """Sum of channel ``chan``'s plane of an image array, in float64, a tile row at a time
+        (a plane is never read whole)."""
+        arr, t = self.group[name], self.tile
+        return sum(
+            float(np.sum(arr[chan, y0 : y0 + t], dtype=np.float64))
+            for y0 in range(0, arr.shape[1], t)
+        )
+
     def channel_gridded(self, chan: int) -> bool:
         """True when every tile of an output channel has its dirty image written."""
         return bool(np.all(self.group["gridded"][chan] == 1))
