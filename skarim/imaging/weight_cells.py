@@ -243,6 +243,8 @@ def window_sums(
     """
     nrows, nx = shape
     sums, counts = np.zeros(len(query)), np.zeros(len(query))
+    if len(query) == 0:  # no cell to filter (every visibility flagged)
+        return sums, counts
     band = max(1, BAND_CELLS // nx)
     band_of = query // (band * nx)  # (nq,) nondecreasing
     starts = np.flatnonzero(np.diff(band_of, prepend=-1))

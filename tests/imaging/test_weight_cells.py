@@ -86,6 +86,13 @@ def test_window_sums_of_an_empty_table():
     np.testing.assert_array_equal(counts, sums)
 
 
+def test_window_sums_of_no_query_cell():
+    # every visibility flagged: nothing is gridded and nothing is asked for
+    cells = flat([3], [40])
+    sums, counts = window_sums(cells, np.ones(1), 0.0, SHAPE, 8, np.empty(0, np.int64))
+    assert sums.shape == counts.shape == (0,)
+
+
 def test_find_cells_by_dense_index_and_by_search():
     cells, _ = table(3)
     rng = np.random.default_rng(4)
