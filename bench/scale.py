@@ -92,10 +92,16 @@ def _du_bytes(*paths: Path) -> int:
                if f.is_file())  # fmt: skip
 
 
+def _flags(size: int, scale: str, threads: int) -> list[str]:
+    """The flags of ``skarim image`` (and ``skarim plan``) for one size."""
+    return ["--size", str(size), "--scale", scale, "--weight", "briggs", "0",
+            "--facet-pix", str(FACET_PIX), "--workers", "1", "--threads", str(threads)]  # fmt: skip
+
+
 def _plan(ms: Path, size: int, scale: str, threads: int) -> dict | None:
     """``skarim plan``'s prediction for one size, or None where there is no planner."""
-    cmd = [sys.executable, "-m", "skarim", "plan", str(ms), "--size", str(size),
-           "--scale", scale, "--json"]  # fmt: skip
+    cmd = [sys.executable, "-m", "skarim", "plan", str(ms), *_flags(size, scale, threads),
+           "--json"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return None
@@ -106,10 +112,8 @@ def _image(ms: Path, size: int, scale: str, args: argparse.Namespace) -> dict:
     work = (args.out / f"{size}").resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "skarim", "image", str(ms), "--size", str(size),
-           "--scale", scale, "--weight", "briggs", "0", "--name", "scale",
-           "--facet-pix", str(FACET_PIX),
-           "--workers", "1", "--threads", str(args.threads), "--quiet"]  # fmt: skip
+    cmd = [sys.executable, "-m", "skarim", "image", str(ms), *_flags(size, scale, args.threads),
+           "--name", "scale", "--quiet"]  # fmt: skip
     measured = run_measured(cmd, work, work / "run.log", args.timeout)
     row: dict = {"size": size, "returncode": measured.returncode, "wall_s": measured.wall_s,
                  "cpu_s": measured.cpu_s}  # fmt: skip

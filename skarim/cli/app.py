@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from skarim.cli.plan import plan_command
 from skarim.config import RunConfig, RunFlags
 from skarim.errors import InputError, SkarimError
 
@@ -139,6 +140,9 @@ def image(
     )  # fmt: skip
     cfg = RunConfig.from_flags(flags, config)
     _run_with_progress(cfg, quiet)
+
+
+app.command(name="plan")(plan_command(image))
 
 
 @app.command()

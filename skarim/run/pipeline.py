@@ -41,6 +41,7 @@ from skarim.io.ms_meta import MSMeta, open_ms
 from skarim.io.store import RunStore
 from skarim.io.wcs import ImageWCS
 from skarim.restore.products import write_products
+from skarim.run.preflight import preflight
 from skarim.run.runner import TaskRunner, open_runner, peak_rss_bytes
 from skarim.run.schedule import CycleRecord, Schedule
 from skarim.run.tasks import TaskContext
@@ -159,8 +160,9 @@ def run_imaging(
     Raises
     ------
     InputError
-        Bad input: the Measurement Set, the selection, all data flagged, or a cluster that
-        cannot start.
+        Bad input: the Measurement Set, the selection, all data flagged, a cluster that
+        cannot start, or a task that cannot fit a worker's memory
+        (:func:`skarim.run.preflight.preflight`, before the store is created).
     DeviceError, WeightsError
         The device or the RIM weights cannot be used (checked before any gridding).
     StoreMismatchError
@@ -171,6 +173,7 @@ def run_imaging(
     wcs = image_wcs(cfg, meta)
     if not cfg.dirty_only:
         _check_deconvolver(cfg)
+    preflight(cfg, meta)  # a task that cannot fit a worker's memory: refused, nothing written
     log.info(
         "%s: %d rows, field %s, %d channels %.4f-%.4f GHz, %s feeds -> %d x %d pixels, "
         "%d channel(s)",

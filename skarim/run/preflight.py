@@ -1,0 +1,168 @@
+"""The pre-flight check of a run: refused in one line when a task cannot fit a worker's memory.
+
+:func:`preflight` plans the run (:func:`skarim.run.budget.plan_budget`) from its
+Measurement Set's counts, its workers (:func:`skarim.run.cluster.run_plan`) and the
+machine's costs (:func:`skarim.run.costs.load_costs`) before the store is created and
+before anything large is allocated. When a stage's task would need more than a worker may
+hold (:func:`task_limit`), the run is refused with an :class:`~skarim.errors.InputError`
+naming the task, its memory and its largest arrays, the limit, and what to change so that it
+fits: ``--facet-pix``, the channels gridded together (``grid.memory_budget_mb``), the read
+chunk (``read.chunk_mb``), ``--tile`` or ``--workers``, each change tried on the same model
+and given with the memory it leaves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+
+from skarim.config import ClusterKind, RunConfig
+from skarim.errors import InputError
+from skarim.io.ms_meta import MSMeta
+from skarim.run.budget import RunBudget, StageBudget, plan_budget
+from skarim.run.costs import Costs, load_costs
+from skarim.run.observation import Observation, observation_of_ms
+from skarim.run.workers import WorkerPlan
+
+__all__ = ["DASK_TERMINATE", "gib", "preflight", "refusal", "rim_steps", "task_limit"]
+
+DASK_TERMINATE = 0.95
+"""Fraction of its memory limit at which Dask's nanny ends a worker process."""
+
+
+def gib(nbytes: float) -> str:
+    """Bytes as ``12.3 GiB`` (or MiB below a GiB)."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+def task_limit(cfg: RunConfig, plan: WorkerPlan) -> int:
+    """Bytes a task may reach: a worker's limit (95% for Dask), this machine's memory for
+    ``sync``; 0 where it is not known here (a joined scheduler)."""
+    if plan.memory_per_worker:
+        return int(plan.memory_per_worker * DASK_TERMINATE)
+    if cfg.cluster.kind is ClusterKind.sync:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return 0
+
+
+def rim_steps(cfg: RunConfig) -> int:
+    """Steps of the run's RIM (its weights' configuration); 0 for a dirty-only run."""
+    if cfg.dirty_only:
+        return 0
+    import torch
+
+    from skarim.deconv.weights import cached_rim
+
+    return cached_rim(cfg.deconv.weights, torch.device("cpu")).config.steps
+
+
+def preflight(cfg: RunConfig, meta: MSMeta, costs: Costs | None = None) -> RunBudget | None:
+    """Plan the run and refuse it if a task cannot fit a worker's memory.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run.
+    meta : MSMeta
+        Its selection (:func:`skarim.io.ms_meta.open_ms`).
+    costs : Costs, optional
+        The machine's costs; default :func:`skarim.run.costs.load_costs`.
+
+    Returns
+    -------
+    RunBudget or None
+        The plan; None where the workers' memory is not known here.
+
+    Raises
+    ------
+    InputError
+        One line: the task that does not fit and what to change.
+    """
+    from skarim.run.cluster import run_plan
+
+    plan, n_workers = run_plan(cfg)
+    limit = task_limit(cfg, plan)
+    if not limit:
+        return None
+    obs = observation_of_ms(meta)
+    costs = costs or load_costs()
+    steps = rim_steps(cfg)
+    budget = plan_budget(cfg, obs, plan, n_workers, costs, rim_steps=steps)
+    message = refusal(cfg, obs, plan, n_workers, costs, budget, limit, steps)
+    if message:
+        raise InputError(message)
+    return budget
+
+
+def refusal(
+    cfg: RunConfig,
+    obs: Observation,
+    plan: WorkerPlan,
+    n_workers: int,
+    costs: Costs,
+    budget: RunBudget,
+    limit: int,
+    steps: int = 10,
+) -> str | None:
+    """One line saying which task does not fit ``limit`` bytes and what would; None if all fit."""
+    over = [s for s in budget.stages if s.memory_bytes > limit]
+    if not over:
+        return None
+    stage = max(over, key=lambda s: s.memory_bytes)
+    fixes: dict[str, str] = {}  # the first change of each kind that fits
+    for kind, flag, (new_cfg, new_plan, new_n) in _changes(cfg, plan, n_workers):
+        if kind in fixes:
+            continue
+        trial = plan_budget(new_cfg, obs, new_plan, new_n, costs, rim_steps=steps)
+        worst = max(s.memory_bytes for s in trial.stages)
+        scale = new_plan.memory_per_worker / plan.memory_per_worker if plan.memory_per_worker else 1
+        if worst <= limit * scale:
+            fixes[kind] = f"{flag} ({gib(worst)})"
+    what = (
+        "; change " + " or ".join(fixes.values())
+        if fixes
+        else "; no smaller facet, batch, chunk or tile, nor fewer workers, fits"
+    )
+    return (
+        f"a {stage.name} task needs {gib(stage.memory_bytes)} ({_largest(stage)}) but a worker "
+        f"may hold {gib(limit)}{what}"
+    )
+
+
+def _largest(stage: StageBudget) -> str:
+    parts = sorted(stage.arrays, key=lambda p: -p[1])[:2]
+    return ", ".join(f"{name} {gib(n)}" for name, n in parts)
+
+
+def _changes(
+    cfg: RunConfig, plan: WorkerPlan, n_workers: int
+) -> Iterator[tuple[str, str, tuple[RunConfig, WorkerPlan, int]]]:
+    """Smaller facets, batches, chunks and tiles, then fewer workers: (kind, flag, change)."""
+    g, r = cfg.grid, cfg.read
+
+    def grid(**update: int) -> RunConfig:
+        return cfg.model_copy(update={"grid": g.model_copy(update=update)})
+
+    same = (plan, n_workers)
+    facet = (g.facet_pix // 2) // g.tile * g.tile
+    while facet >= g.tile:
+        yield "facet", f"--facet-pix {facet}", (grid(facet_pix=facet), *same)
+        facet = (facet // 2) // g.tile * g.tile
+    if g.channels_out > 1:
+        one = "grid.memory_budget_mb: 1 (one channel per batch)"
+        yield "batch", one, (grid(memory_budget_mb=1), *same)
+    chunk = r.chunk_mb // 2
+    while chunk >= 16 and r.chunk_rows is None:
+        read = r.model_copy(update={"chunk_mb": chunk})
+        yield "chunk", f"read.chunk_mb: {chunk}", (cfg.model_copy(update={"read": read}), *same)
+        chunk //= 2
+    tile = g.tile // 2
+    while tile >= 64:
+        yield "tile", f"--tile {tile}", (grid(tile=tile, facet_pix=max(g.facet_pix, tile)), *same)
+        tile //= 2
+    local = cfg.cluster.kind is ClusterKind.local and cfg.cluster.scheduler is None
+    for n in range(n_workers - 1, 0, -1) if local else ():
+        memory = plan.memory_per_worker * n_workers // n
+        change = (cfg, replace(plan, processes=n, memory_per_worker=memory), n)
+        yield "workers", f"--workers {n}", change
