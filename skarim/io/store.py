@@ -215,6 +215,15 @@ class RunStore:
         """Remove an array made by :meth:`scratch_array`, with its data."""
         del self.group[array.path]
 
+    def clear_scratch(self) -> int:
+        """Remove every array under ``scratch/`` (those a killed run's tasks left), when no
+        task of this store is running; returns how many were removed."""
+        if "scratch" not in self.group:
+            return 0
+        left = list(self.group["scratch"].array_keys())
+        del self.group["scratch"]
+        return len(left)
+
     def plane_sum(self, name: str, chan: int) -> float:
         """Sum of channel ``chan``'s plane of an image array, in float64, a tile row at a time
         (a plane is never read whole)."""

@@ -189,6 +189,8 @@ def run_imaging(
         wcs.nchan,
     )
     store = open_run_store(cfg, meta)
+    if store.clear_scratch():  # a killed run's tasks left them; none of this run's is out yet
+        log.info("removed the scratch arrays an interrupted run left in %s", cfg.output.store_path)
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
     with open_runner(cfg) as runner:
         device = "cpu" if cfg.dirty_only else _task_device_name(cfg, runner)

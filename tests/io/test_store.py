@@ -45,3 +45,15 @@ def test_a_store_is_refused_to_another_config_or_other_weights(tmp_path):
     replaced = open_run_store(wider, meta, overwrite=True)
     assert replaced.group.attrs["config"]["deconv"]["margin"] == 8
     assert replaced.array("dirty")[0, 0, 0] == 0.0
+
+
+def test_scratch_arrays_left_by_a_killed_task_are_cleared(tmp_path):
+    ms = point_sources_ms(tmp_path)
+    store = open_run_store(_cfg(ms, tmp_path), open_ms(ReadConfig(ms=ms)))
+    assert store.clear_scratch() == 0
+    kept = store.scratch_array((4, 2), (2, 2), "complex64")
+    kept[...] = 1.0
+    store.scratch_array((3,), (3,), "float32")  # a second task's, never dropped
+    assert store.clear_scratch() == 2
+    assert "scratch" not in store.group
+    assert store.array("dirty").shape == (1, 64, 64)  # the run's arrays stay
