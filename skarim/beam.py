@@ -49,6 +49,7 @@ __all__ = [
     "fit_beam",
     "common_beam",
     "beam_kernel",
+    "kernel_reach_pix",
 ]
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -102,18 +103,19 @@ def sigma_to_fwhm(sigma: _Width) -> _Width:
     return FWHM_PER_SIGMA * sigma
 
 
-def beam_area(fwhm: _Width) -> _Width:
-    """Integral of a unit-peak circular Gaussian, ``2 pi sigma^2 = pi fwhm^2 / (4 ln 2)``.
+def kernel_reach_pix(fwhm_pix: float) -> int:
+    """Pixels beyond which :func:`beam_kernel` is zero, for a major axis of ``fwhm_pix``."""
+    return math.ceil(KERNEL_SIGMAS * fwhm_to_sigma(fwhm_pix))
 
-    In the unit of ``fwhm`` squared: pixels per beam (Jy/pixel to Jy/beam) for ``fwhm`` in pixels.
-    """
+
+def beam_area(fwhm: _Width) -> _Width:
+    """Integral of a unit-peak circular Gaussian, ``2 pi sigma^2``, in ``fwhm``'s unit squared."""
     return 2 * np.pi * fwhm_to_sigma(fwhm) ** 2
 
 
 def smooth_gaussian(image: np.ndarray, fwhm_pix: float) -> np.ndarray:
-    """Convolve the last two axes with a circular Gaussian of unit integral (FFT, zero-padded).
-
-    The exact Gaussian transfer function on a grid padded to twice the image: no cut-off.
+    """Convolve the last two axes with a circular Gaussian of unit integral: the exact transfer
+    function on a grid padded to twice the image (FFT), no cut-off.
 
     Parameters
     ----------
@@ -361,10 +363,8 @@ def common_beam(beams: list[Beam]) -> Beam:
 
 
 def beam_kernel(beam: Beam, cell_rad: float, shape: tuple[int, int]) -> np.ndarray:
-    """The beam as an image of peak 1 centred at ``(ny/2, nx/2)``, FITS order.
-
-    Computed out to :data:`KERNEL_SIGMAS` standard deviations of the major axis (where the
-    Gaussian is below 2e-8 of its peak), zero beyond.
+    """The beam as an image of peak 1 centred at ``(ny/2, nx/2)``, FITS order, zero beyond
+    :func:`kernel_reach_pix` (the Gaussian there is below 2e-8 of its peak).
 
     Parameters
     ----------
@@ -384,7 +384,7 @@ def beam_kernel(beam: Beam, cell_rad: float, shape: tuple[int, int]) -> np.ndarr
     cell_deg = np.degrees(cell_rad)
     sa = fwhm_to_sigma(beam.major_deg / cell_deg)
     sb = fwhm_to_sigma(beam.minor_deg / cell_deg)
-    reach = math.ceil(KERNEL_SIGMAS * max(sa, sb))
+    reach = kernel_reach_pix(max(beam.major_deg, beam.minor_deg) / cell_deg)
     ry, rx = min(reach, ny // 2), min(reach, nx // 2)
     y1, x1 = min(ny // 2 + ry + 1, ny), min(nx // 2 + rx + 1, nx)
     north = np.arange(-ry, y1 - ny // 2, dtype=float)[:, np.newaxis]  # (h, 1)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import ducc0
 import numpy as np
 
-from skarim.beam import KERNEL_SIGMAS, Beam, beam_kernel, fwhm_to_sigma
+from skarim.beam import Beam, beam_kernel, kernel_reach_pix
 
 __all__ = ["RESTORE_SPAN", "RowReader", "restore_halo", "restore_bands", "restore_channel"]
 
@@ -47,7 +47,7 @@ def restore_halo(beam: Beam, cell_rad: float) -> int:
     int
         Pixels beyond which the kernel is zero, along either axis.
     """
-    return math.ceil(KERNEL_SIGMAS * fwhm_to_sigma(beam.major_deg / math.degrees(cell_rad)))
+    return kernel_reach_pix(beam.major_deg / math.degrees(cell_rad))
 
 
 def restore_bands(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from skarim.beam import KERNEL_SIGMAS, fwhm_to_sigma
+from skarim.beam import fwhm_to_sigma, kernel_reach_pix
 from skarim.config import RunConfig
 from skarim.deconv.major_cycle import PRUNE_SPAN_TILES
 from skarim.deconv.tiles import row_blocks
@@ -264,7 +264,7 @@ def stage_arrays(
     bands = {"tile-row bands": max(t * lay.nx * 16, prune)}
     residuals = _peak(resident, *phases, bands)
 
-    reach = math.ceil(KERNEL_SIGMAS * fwhm_to_sigma(lay.beam_pix))  # restoring beam's halo
+    reach = kernel_reach_pix(lay.beam_pix)  # restoring beam's halo
     rows = t + 2 * reach  # model rows of a band, float32; an MFS band summed in float64
     if cfg.dirty_only:
         band = {"product bands": t * lay.nx * 4 * 3}
