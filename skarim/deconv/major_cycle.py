@@ -38,7 +38,7 @@ from skarim.config import RunConfig
 from skarim.deconv.noise import channel_sigma
 from skarim.deconv.tiles import tile_windows
 from skarim.imaging.plan import ChannelGroup
-from skarim.imaging.residual import residual_channels
+from skarim.imaging.residual import ResidualSums, residual_channels, residual_stats
 from skarim.io.store import RunStore
 
 __all__ = ["REFUSE_RTOL", "PRUNE_SPAN_TILES", "ChannelCycleStats", "finish_cycle"]
@@ -94,7 +94,12 @@ class ChannelCycleStats:
 
 
 def finish_cycle(
-    store: RunStore, cfg: RunConfig, groups: list[ChannelGroup], cycle: int, nthreads: int = 1
+    store: RunStore,
+    cfg: RunConfig,
+    groups: list[ChannelGroup],
+    cycle: int,
+    nthreads: int = 1,
+    candidate: list[ResidualSums] | None = None,
 ) -> list[ChannelCycleStats]:
     """Accept or refuse the models of cycle ``cycle`` by their exact residuals.
 
@@ -129,6 +134,9 @@ def finish_cycle(
         The major cycle.
     nthreads : int
         Threads handed to ducc0 for the exact residuals.
+    candidate : list of ResidualSums, optional
+        The sums of ``residual_next`` when tasks sharing out the facets already wrote it
+        (:func:`skarim.imaging.residual.residual_facets`); computed here when None.
 
     Returns
     -------
@@ -140,19 +148,24 @@ def finish_cycle(
     last = cfg.deconv.major_cycles if rim_phase else cfg.deconv.total_cycles
     before = [_previous_rms(store, g.index, cycle, t) for g in groups]
     floor = 1 - REFUSE_RTOL
-    candidate = residual_channels(
-        store, cfg.read, cfg.grid, groups, "model_next", "residual_next", nthreads
-    )
-    refused = [g for g, s, b in zip(groups, candidate, before, strict=True) if s["rms"] > b * floor]
+    if candidate is None:
+        candidate_stats = residual_channels(
+            store, cfg.read, cfg.grid, groups, "model_next", "residual_next", nthreads
+        )
+    else:
+        candidate_stats = residual_stats(store, groups, candidate, "model_next")
+    refused = [
+        g for g, s, b in zip(groups, candidate_stats, before, strict=True) if s["rms"] > b * floor
+    ]
     stats = []
-    for g, s, b in zip(groups, candidate, before, strict=True):
+    for g, s, b in zip(groups, candidate_stats, before, strict=True):
         if g in refused:  # the previous model again, with its residual (left in place)
             _copy_rows(store, "model", "model_next", g.index, cfg)
             s = {"rms": b, "flux": store.plane_sum("model", g.index)}
         else:
             _copy_rows(store, "residual_next", "residual", g.index, cfg)
         stats.append(s)
-    refused_rms = {g.index: s["rms"] for g, s in zip(groups, candidate, strict=True)}
+    refused_rms = {g.index: s["rms"] for g, s in zip(groups, candidate_stats, strict=True)}
     previous = {g.index: b for g, b in zip(groups, before, strict=True)}
     wins = tile_windows(cfg)
     noise = {g.index: channel_sigma(store, g.index, "residual", wins) for g in groups}

@@ -36,6 +36,7 @@ from skarim.imaging.plan import (
     WEIGHT_PADDING,
     ChannelGroup,
     FacetPlan,
+    FacetShare,
     groups_per_batch,
     plan_facets,
 )
@@ -225,12 +226,16 @@ def grid_channels(
     groups: list[ChannelGroup],
     nthreads: int = 1,
     on_tiles: Callable[[int], None] = lambda n: None,
+    share: FacetShare | None = None,
 ) -> dict[str, int]:
     """Grid output channels into the store, reading the Measurement Set once per pass.
 
     Channels and facets already done are skipped; the rest are gridded in batches of
     :func:`~skarim.imaging.plan.groups_per_batch` channels, each batch with one weighting
-    pass and one imaging pass per facet over the Measurement Set.
+    pass and one imaging pass per facet over the Measurement Set. With a ``share``, only
+    its facets are gridded, and the PSF, sum of weights and counts only by the lead share:
+    several tasks then grid one channel's facets side by side, each with its own weighting
+    pass.
 
     Parameters
     ----------
@@ -246,20 +251,23 @@ def grid_channels(
         Threads handed to ducc0.
     on_tiles : callable
         Called with the number of tiles written after each (channel, facet) (progress).
+    share : FacetShare, optional
+        The facets to grid (:func:`~skarim.imaging.plan.facet_shares`); all, as the lead,
+        by default.
 
     Returns
     -------
     dict
         Totals over the channels gridded by this call: ``nonfinite`` (NaN/inf visibilities
         dropped), ``visibilities`` (used), ``sumwt`` (channels with a positive sum of
-        weights; 0 when every channel was already complete and nothing was read).
+        weights; 0 when every channel was already complete and nothing was read); the
+        counts are the lead share's.
     """
+    share = share or FacetShare(tuple(plan_facets(cfg)))
     gridded = store.array("gridded")[...]  # (chan, nty, ntx)
     todo = {
         g.index: [
-            f
-            for f in plan_facets(cfg)
-            if not np.all(gridded[g.index, f.ty0 : f.ty1, f.tx0 : f.tx1])
+            f for f in share.facets if not np.all(gridded[g.index, f.ty0 : f.ty1, f.tx0 : f.tx1])
         ]
         for g in groups
     }
@@ -271,7 +279,7 @@ def grid_channels(
     per = groups_per_batch(cfg)
     for i in range(0, len(active), per):
         batch = weighting_pass(meta, read, cfg, active[i : i + per])  # counts NaN/inf
-        stats = _grid_batch(store, cfg, batch, todo, nthreads, on_tiles)
+        stats = _grid_batch(store, cfg, batch, todo, share.lead, nthreads, on_tiles)
         hold_batch(meta, read, cfg, batch)  # for the first residual
         totals = {key: totals[key] + stats[key] for key in totals}
     return totals
@@ -282,19 +290,24 @@ def _grid_batch(
     cfg: GridConfig,
     batch: ChannelBatch,
     todo: dict[int, list[FacetPlan]],
+    lead: bool,
     nthreads: int,
     on_tiles: Callable[[int], None],
 ) -> dict[str, int]:
-    """Imaging passes of one weighted batch: one per facet that any of its channels lacks."""
+    """Imaging passes of one weighted batch: one per facet that any of its channels lacks.
+
+    ``lead``: this pass also grids the PSFs, writes the sums of weights and counts the
+    visibilities (:class:`~skarim.imaging.plan.FacetShare`).
+    """
     t = cfg.tile
     psf_block = Block.centred(2 * t, cfg.cell_rad)
     groups = batch.groups
     dirty_out, psf_out, sumwt_out = store.array("dirty"), store.array("psf"), store.array("sumwt")
-    need_psf = [bool(sumwt_out[g.index] == 0) for g in groups]
-    uncounted = set(range(len(groups)))
+    need_psf = [lead and bool(sumwt_out[g.index] == 0) for g in groups]
+    uncounted = set(range(len(groups))) if lead else set()
     totals = {"nonfinite": 0, "visibilities": 0}
     sumwt = [0.0] * len(groups)
-    for facet in [f for f in plan_facets(cfg) if any(f in todo[g.index] for g in groups)]:
+    for facet in dict.fromkeys(f for g in groups for f in todo[g.index]):  # each facet once
         block = facet.block(cfg)
         members = [k for k, g in enumerate(groups) if facet in todo[g.index]]
         count = [k for k in members if k in uncounted]

@@ -22,8 +22,10 @@ __all__ = [
     "WEIGHT_PADDING",
     "ChannelGroup",
     "FacetPlan",
+    "FacetShare",
     "accumulator_bytes",
     "channel_groups",
+    "facet_shares",
     "groups_per_batch",
     "plan_facets",
 ]
@@ -80,6 +82,52 @@ def plan_facets(cfg: GridConfig) -> list[FacetPlan]:
         FacetPlan(ty, min(ty + per, cfg.ntile_y), tx, min(tx + per, cfg.ntile_x))
         for ty in range(0, cfg.ntile_y, per)
         for tx in range(0, cfg.ntile_x, per)
+    ]
+
+
+@dataclass(frozen=True)
+class FacetShare:
+    """The facets one task grids, or images residuals on, for a batch of output channels.
+
+    A large channel's facets are shared out between tasks so that every worker takes part
+    in it (:func:`facet_shares`). The ``lead`` share also grids the PSF, the sum of weights
+    and the counts of visibilities, which the others leave alone; every share sums the
+    weights itself to normalise its facets.
+    """
+
+    facets: tuple[FacetPlan, ...]
+    lead: bool = True
+
+
+def facet_shares(cfg: GridConfig, parts: int) -> list[FacetShare]:
+    """The image's facets in ``parts`` contiguous shares of nearly equal facet counts.
+
+    Parameters
+    ----------
+    cfg : GridConfig
+        Geometry of the image and its facets (:func:`plan_facets`).
+    parts : int
+        Shares wanted; fewer when the image has fewer facets, at least one.
+
+    Returns
+    -------
+    list of FacetShare
+        The first is the lead; together they hold every facet once, in order.
+
+    Examples
+    --------
+    >>> cfg = GridConfig(npix_x=4096, npix_y=2048, cell_rad=1e-6, facet_pix=1024)
+    >>> [len(s.facets) for s in facet_shares(cfg, 3)]  # 8 facets of 1024^2
+    [3, 2, 3]
+    >>> [len(s.facets) for s in facet_shares(cfg, 1)]
+    [8]
+    """
+    facets = plan_facets(cfg)
+    parts = max(1, min(parts, len(facets)))
+    bounds = np.linspace(0, len(facets), parts + 1).round().astype(int)
+    return [
+        FacetShare(tuple(facets[a:b]), lead=i == 0)
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
     ]
 
 

@@ -21,24 +21,55 @@ facet, the batch and the chunk: one facet image per channel, one facet of model 
 one chunk of visibilities; with one facet (images up to ``GridConfig.facet_pix``) nothing is
 kept.
 
+A large channel's facets may be shared out between tasks (:func:`residual_facets` with a
+:class:`~skarim.imaging.plan.FacetShare`): each predicts every facet's model and images its
+own facets, and :func:`residual_stats` adds up their sums of squares.
+
 This is what repairs the approximations of the tile operator (w-terms, sidelobes reaching
 across tiles, tile edges): docs/design.md section 7.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import zarr
 
 from skarim.config import GridConfig, ReadConfig
 from skarim.imaging.grid import ChannelBatch, held_batch, hold_batch, image_chunk
-from skarim.imaging.plan import ChannelGroup, groups_per_batch, plan_facets
+from skarim.imaging.plan import ChannelGroup, FacetShare, groups_per_batch, plan_facets
 from skarim.imaging.wgridder import Block, image_to_vis
 from skarim.io.ms_meta import open_ms
 from skarim.io.ms_read import VisChunk
 from skarim.io.store import RunStore
 
-__all__ = ["residual_channel", "residual_channels"]
+__all__ = [
+    "ResidualSums",
+    "residual_channel",
+    "residual_channels",
+    "residual_facets",
+    "residual_stats",
+]
+
+
+@dataclass(frozen=True)
+class ResidualSums:
+    """One output channel's residual summed over the pixels of some facets.
+
+    Attributes
+    ----------
+    channel : int
+        Output channel.
+    sq_jy2 : float
+        Sum of the squared residual, (Jy/beam)^2.
+    npix : int
+        Pixels summed.
+    """
+
+    channel: int
+    sq_jy2: float
+    npix: int
 
 
 def residual_channels(
@@ -76,13 +107,58 @@ def residual_channels(
     list of dict
         Per group, in order: ``rms`` of the residual (Jy/beam) and ``flux`` of the model (Jy).
     """
+    whole = FacetShare(tuple(plan_facets(cfg)))
+    sums = residual_facets(store, read, cfg, groups, whole, model, out, nthreads)
+    return residual_stats(store, groups, sums, model)
+
+
+def residual_facets(
+    store: RunStore,
+    read: ReadConfig,
+    cfg: GridConfig,
+    groups: list[ChannelGroup],
+    share: FacetShare,
+    model: str = "model",
+    out: str = "residual",
+    nthreads: int = 1,
+) -> list[ResidualSums]:
+    """Write the exact residuals of some facets of several output channels.
+
+    The facets of ``share`` are imaged; every facet's model is predicted, so tasks holding
+    the other shares of the same channels write the rest of their residuals side by side.
+    The parameters are those of :func:`residual_channels`, and ``share`` the facets
+    (:func:`skarim.imaging.plan.facet_shares`).
+
+    Returns
+    -------
+    list of ResidualSums
+        Per group, in order, over the share's pixels.
+    """
     meta = open_ms(read)
     per = groups_per_batch(cfg)
-    stats: list[dict[str, float]] = []
+    sums: list[ResidualSums] = []
     for i in range(0, len(groups), per):
         batch = held_batch(meta, read, cfg, groups[i : i + per])
-        stats += _residual_batch(store, cfg, batch, model, out, nthreads)
+        sums += _residual_batch(store, cfg, batch, share, model, out, nthreads)
         hold_batch(meta, read, cfg, batch)
+    return sums
+
+
+def residual_stats(
+    store: RunStore, groups: list[ChannelGroup], sums: list[ResidualSums], model: str = "model"
+) -> list[dict[str, float]]:
+    """The residual RMS (Jy/beam) and model flux (Jy) of each group, from its facets' sums.
+
+    ``sums`` may hold several entries per channel (one per share) in any order.
+    """
+    stats = []
+    for g in groups:
+        mine = [s for s in sums if s.channel == g.index]
+        npix = sum(s.npix for s in mine)
+        sq = sum(s.sq_jy2 for s in mine)
+        stats.append(
+            {"rms": float(np.sqrt(sq / max(npix, 1))), "flux": store.plane_sum(model, g.index)}
+        )
     return stats
 
 
@@ -105,26 +181,28 @@ def _residual_batch(
     store: RunStore,
     cfg: GridConfig,
     batch: ChannelBatch,
+    share: FacetShare,
     model_name: str,
     out: str,
     nthreads: int,
-) -> list[dict[str, float]]:
-    """One imaging pass per facet, every channel of the batch from the same chunks.
+) -> list[ResidualSums]:
+    """One imaging pass per facet of the share, every channel of the batch from the same chunks.
 
     The first pass predicts and keeps the residual visibilities for the others (module
     docstring).
     """
-    blocks = [f.block(cfg) for f in plan_facets(cfg)]
+    blocks = [f.block(cfg) for f in plan_facets(cfg)]  # every facet's model is predicted
+    imaged = [f.block(cfg) for f in share.facets]
     groups = batch.groups
     sumwt = [float(store.array("sumwt")[g.index]) for g in groups]
     sq = [0.0] * len(groups)
     npix = 0
     kept = _KeptVis(store, batch)
     try:
-        for i, block in enumerate(blocks):
+        for i, block in enumerate(imaged):
             images = [np.zeros((block.ny, block.nx)) for _ in groups]  # (ny, nx) float64 each
             for chunk in batch.chunks():
-                keep = np.zeros_like(chunk.vis) if i == 0 and len(blocks) > 1 else None
+                keep = np.zeros_like(chunk.vis) if i == 0 and len(imaged) > 1 else None
                 residual = None if i == 0 else kept.get(chunk)  # (n, nchan) of the batch
                 for k, group in enumerate(groups):
                     sl = batch.channels(k)
@@ -151,13 +229,7 @@ def _residual_batch(
             npix += block.ny * block.nx
     finally:
         kept.close()
-    return [
-        {
-            "rms": float(np.sqrt(sq[k] / max(npix, 1))),
-            "flux": store.plane_sum(model_name, g.index),
-        }
-        for k, g in enumerate(groups)
-    ]
+    return [ResidualSums(g.index, sq[k], npix) for k, g in enumerate(groups)]
 
 
 class _KeptVis:

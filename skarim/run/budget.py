@@ -5,9 +5,11 @@ the counts of its visibilities (:class:`~skarim.run.observation.Observation`), i
 (:class:`~skarim.run.workers.WorkerPlan`) and the machine's :class:`~skarim.run.costs.Costs`.
 It returns a :class:`RunBudget` of four stages, as :mod:`skarim.run.schedule` runs them:
 
-- ``grid``: one task per batch of output channels (:func:`skarim.run.tasks.grid_task`);
+- ``grid``: one task per batch of output channels and share of its facets
+  (:func:`skarim.run.tasks.grid_task`; a batch's facets are shared out when there are fewer
+  batches than workers, :func:`skarim.imaging.plan.facet_shares`);
 - ``tile passes``: per major cycle, one task per channel and block of tile rows;
-- ``residuals``: per major cycle, one exact-residual task per batch;
+- ``residuals``: per major cycle, one exact-residual task per batch and share;
 - ``products``: the FITS files, written by the driver.
 
 A task's memory is its process (:attr:`Costs.worker_bytes` in a Dask worker, with
@@ -182,10 +184,11 @@ def plan_budget(
     products_cpu = work.products()
     waves = lambda tasks: math.ceil(tasks / n_workers)  # noqa: E731 - rounds of tasks
     # reading the MS takes one thread whatever the task has; the rest runs on its threads
-    grid_wall = waves(lay.batches) * (grid_read + (grid_cpu - grid_read) / speedup) / lay.batches
+    shared = lay.batches * lay.shares  # grid and residual tasks
+    grid_wall = waves(shared) * (grid_read + (grid_cpu - grid_read) / speedup) / shared
     blocks = lay.channels * lay.row_blocks
     tile_wall = waves(blocks) * (tile_cpu / speedup + tile_gpu) / blocks
-    res_wall = waves(lay.batches) * (res_read + (res_cpu - res_read) / speedup) / lay.batches
+    res_wall = waves(shared) * (res_read + (res_cpu - res_read) / speedup) / shared
     polish_wall = waves(blocks) * polish_cpu / blocks / speedup
     start = costs.run_s + (0.0 if sync or cfg.cluster.scheduler else costs.cluster_start_s)
     rim_cycles = 0 if cfg.dirty_only else cfg.deconv.major_cycles
@@ -193,13 +196,13 @@ def plan_budget(
     wall += rim_cycles * tile_wall + (cycles - rim_cycles) * polish_wall
 
     where = "worker" if sync else "driver"
-    stages = [_stage("grid", "worker", lay.batches, False, arrays["grid"], grid_io, grid_cpu,
+    stages = [_stage("grid", "worker", shared, False, arrays["grid"], grid_io, grid_cpu,
                      0.0, grid_wall)]  # fmt: skip
     if cycles:
         stages += [
             _stage("tile passes", "worker", blocks, True, arrays["tile passes"], 0,
                    tile_cpu, tile_gpu, tile_wall),
-            _stage("residuals", "worker", lay.batches, True, arrays["residuals"], res_io,
+            _stage("residuals", "worker", shared, True, arrays["residuals"], res_io,
                    res_cpu, 0.0, res_wall),
         ]  # fmt: skip
     stages.append(_stage("products", where, 1, False, arrays["products"], 0, products_cpu,
@@ -254,20 +257,21 @@ class _Work:
         return self.double * (c.ducc_vis_s * nvis + c.ducc_pixel_s * pixels * planes / DUCC_SUPPORT)
 
     def _passes(self, held: bool) -> tuple[float, float]:
-        """Seconds and bytes of the reads of one batch: weighting pass and facet passes."""
+        """Seconds and bytes of the reads of one batch: its shares' weighting and facet passes."""
         lay = self.lay
-        reads = 1 if held else len(lay.facets) + (0 if self.natural else 1)
+        reads = lay.shares if held else len(lay.facets) + (0 if self.natural else lay.shares)
         nbytes = reads * lay.ms_bytes
         return nbytes * self.c.read_byte_s, nbytes
 
     def _facet_passes(self, predict: bool) -> float:
-        """Per channel: imaging (and predicting) every facet, with its imaging weights."""
+        """Per channel: imaging every facet (and each share predicting every facet), with the
+        imaging weights each share computes."""
         lay, c = self.lay, self.c
         vis = lay.group_vis
         per_facet = sum(self._ducc(vis, px, planes) for px, planes in lay.facets)
         weights = len(lay.facets) * vis * c.weights_vis_s
-        weighting = 0.0 if self.natural else vis * c.weights_vis_s
-        return per_facet * (2 if predict else 1) + weights + weighting
+        weighting = 0.0 if self.natural else lay.shares * vis * c.weights_vis_s
+        return per_facet * (1 + lay.shares if predict else 1) + weights + weighting
 
     def grid(self) -> tuple[float, float, float]:
         """Work, the part of it reading, and bytes read, of all grid tasks."""
@@ -295,7 +299,7 @@ class _Work:
         read_s, nbytes = self._passes(lay.held)
         if lay.reuse_held:  # the batch gridded or last residual-ed in this process is held
             read_s = nbytes = 0.0
-        scratch = lay.scratch_bytes * len(lay.facets)  # written once, read by the others
+        scratch = lay.scratch_bytes * len(lay.facets)  # each share's first pass writes it
         chan = self._facet_passes(True) + 4 * lay.pixels * c.store_pixel_s
         reading = lay.batches * (read_s + scratch * c.read_byte_s)
         return reading + lay.channels * chan, reading, lay.batches * (nbytes + scratch)

@@ -6,6 +6,12 @@ tile below that cycle, for each channel of the batch that has data, then the bat
 finish-cycle task (exact residuals, accept or refuse). Batches advance independently: batch
 0 may be in its second cycle while batch 1 is still gridding. What the store's markers say is
 done is not submitted again, so re-running a killed run resumes it.
+
+When there are fewer batches than workers (a few large channels), each batch's facets are
+shared out (:func:`skarim.imaging.plan.facet_shares`, one share per worker the batches leave
+idle): its gridding is one task per share, and its exact residuals are one
+:func:`~skarim.run.tasks.residual_share_task` per share before the finish-cycle task, which
+then only decides.
 """
 
 from __future__ import annotations
@@ -18,21 +24,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skarim.config import RunConfig
-from skarim.imaging.plan import ChannelGroup, groups_per_batch
+from skarim.imaging.plan import ChannelGroup, facet_shares, groups_per_batch
 from skarim.io.store import RunStore
 from skarim.run.runner import TaskRunner
 from skarim.run.tasks import (
     CycleTaskResult,
     GridTaskResult,
+    ResidualShareResult,
     TaskContext,
     TilePassResult,
     finish_cycle_task,
     grid_task,
+    residual_share_task,
     tile_pass_task,
 )
 
 if TYPE_CHECKING:
     from skarim.deconv.major_cycle import ChannelCycleStats
+    from skarim.imaging.residual import ResidualSums
 
 __all__ = ["CycleRecord", "ScheduleTotals", "Schedule"]
 
@@ -77,7 +86,8 @@ class ScheduleTotals:
 
 
 class Schedule:
-    """The tasks of one run. Tags are ``("grid", b)``, ``("rim", b, k)``, ``("residual", b, k)``.
+    """The tasks of one run. Tags are ``("grid", b, share)``, ``("rim", b, k)``, ``("share", b,
+    k, share)`` and ``("residual", b, k)`` for batch ``b``, cycle ``k``.
 
     Parameters
     ----------
@@ -116,6 +126,9 @@ class Schedule:
         self.total_units = len(groups) * self.ntiles * (1 + self.cycles)
         per = min(groups_per_batch(cfg.grid), -(-len(groups) // runner.n_workers))
         self.batches = [groups[i : i + per] for i in range(0, len(groups), per)]
+        self.shares = facet_shares(cfg.grid, runner.n_workers // max(1, len(self.batches)))
+        self.outstanding: dict[tuple[str, int], int] = {}  # (stage, batch) -> shares still out
+        self.sums: dict[int, list[ResidualSums]] = {}  # batch -> its shares' residual sums
         self.active: dict[int, list[ChannelGroup]] = {}  # batch -> its channels with data
         self.wins = tile_windows(cfg)
         self.blocks = row_blocks(cfg, runner.n_workers)
@@ -135,7 +148,9 @@ class Schedule:
             if all(self.store.channel_gridded(g.index) for g in groups):
                 self._gridded(b)
             else:
-                self._submit(("grid", b), grid_task, groups)
+                self.outstanding["grid", b] = len(self.shares)
+                for i, share in enumerate(self.shares):
+                    self._submit(("grid", b, i), grid_task, groups, share)
         for tag, out in self.runner.completed():
             self._done(tag, out)
 
@@ -144,7 +159,11 @@ class Schedule:
     ) -> None:
         self.runner.submit(tag, fn, self.ctx, self.cfg, *args, gpu=gpu, priority=priority)
 
-    def _done(self, tag: tuple, out: GridTaskResult | TilePassResult | CycleTaskResult) -> None:
+    def _done(
+        self,
+        tag: tuple,
+        out: GridTaskResult | TilePassResult | ResidualShareResult | CycleTaskResult,
+    ) -> None:
         b = tag[1]
         t = self.totals
         if isinstance(out, GridTaskResult):
@@ -152,7 +171,17 @@ class Schedule:
             t.tiles_gridded += out.tiles
             t.nonfinite += out.nonfinite
             self.on_tiles(out.tiles)
-            self._gridded(b)
+            if self._last_share("grid", b):
+                self._gridded(b)
+        elif isinstance(out, ResidualShareResult):
+            t.residual_s += out.seconds
+            self.sums[b] += out.sums
+            if self._last_share("share", b):
+                candidate = tuple(self.sums.pop(b))
+                self._submit(
+                    ("residual", b, tag[2]), finish_cycle_task, self.active[b], tag[2], candidate,
+                    priority=1,
+                )  # fmt: skip
         elif isinstance(out, TilePassResult):
             t.deconvolve_s += out.seconds
             t.tiles_deconvolved += out.tiles
@@ -169,6 +198,11 @@ class Schedule:
                 if stats.stopped or stats.converged:  # its phase's later cycles: done
                     self.on_tiles(self.ntiles * (self._phase_end(cycle) - cycle))
             self._start_cycle(b, cycle + 1)
+
+    def _last_share(self, stage: str, b: int) -> bool:
+        """Count one share of ``stage`` back for batch ``b``: True when it was the last."""
+        self.outstanding[stage, b] -= 1
+        return self.outstanding[stage, b] == 0
 
     def _phase_end(self, cycle: int) -> int:
         """The last cycle of the phase (RIM, then polish) that ``cycle`` belongs to."""
@@ -240,6 +274,15 @@ class Schedule:
 
     def _submit_residual(self, b: int, cycle: int) -> None:
         # a batch's residual unblocks its next cycle: run it before waiting tile tasks
-        self._submit(
-            ("residual", b, cycle), finish_cycle_task, self.active[b], cycle, priority=1
-        )
+        if len(self.shares) == 1:
+            self._submit(
+                ("residual", b, cycle), finish_cycle_task, self.active[b], cycle, priority=1
+            )
+            return
+        self.outstanding["share", b] = len(self.shares)
+        self.sums[b] = []
+        for i, share in enumerate(self.shares):
+            self._submit(
+                ("share", b, cycle, i), residual_share_task, self.active[b], cycle, share,
+                priority=1,
+            )  # fmt: skip

@@ -26,7 +26,13 @@ from skarim.config import RunConfig
 from skarim.deconv.major_cycle import PRUNE_SPAN_TILES
 from skarim.deconv.tiles import row_blocks
 from skarim.imaging.grid import HELD_BATCHES
-from skarim.imaging.plan import WEIGHT_PADDING, channel_groups, groups_per_batch, plan_facets
+from skarim.imaging.plan import (
+    WEIGHT_PADDING,
+    channel_groups,
+    facet_shares,
+    groups_per_batch,
+    plan_facets,
+)
 from skarim.imaging.weighting import padded_npix
 from skarim.io.ms_read import rows_per_chunk
 from skarim.restore.restore import RESTORE_SPAN
@@ -63,6 +69,7 @@ class Layout:
     channels: int
     per_batch: int
     batches: int
+    shares: int
     batches_per_worker: int
     group_channels: int
     rows: int
@@ -83,6 +90,7 @@ class Layout:
         groups = channel_groups(obs.channels, g.channels_out)
         per = min(groups_per_batch(g), -(-len(groups) // n_workers))
         batches = -(-len(groups) // per)
+        shares = len(facet_shares(g, n_workers // batches))
         weight_bytes = (obs.spw_channels if obs.weight_spectrum else 1) * obs.correlations * 4
         row = obs.spw_channels * obs.correlations * (obs.data_bytes + 1) + weight_bytes + 25
         step = r.chunk_rows or rows_per_chunk(
@@ -102,7 +110,8 @@ class Layout:
             nx=g.npix_x, ny=g.npix_y, tile=g.tile, window=g.tile + 2 * cfg.deconv.margin,
             tiles=g.ntile_x * g.ntile_y, batch_tiles=min(cfg.deconv.batch_tiles, g.ntile_x),
             row_blocks=len(row_blocks(cfg, n_workers)), facets=facets, channels=len(groups),
-            per_batch=per, batches=batches, batches_per_worker=-(-batches // n_workers),
+            per_batch=per, batches=batches, shares=shares,
+            batches_per_worker=-(-batches // n_workers),
             group_channels=group_channels, rows=obs.rows, rows_chunk=rows_chunk,
             held=rows_chunk >= obs.rows, reuse_held=reuse_held and rows_chunk >= obs.rows,
             ms_bytes=obs.rows * row, raw_chunk_bytes=rows_chunk * row,

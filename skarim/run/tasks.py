@@ -5,11 +5,16 @@ RIM) and the run's :class:`~skarim.config.RunConfig`; it opens the store by path
 its own (channel, tile) region and progress markers, and returns a small frozen result. Tasks
 are idempotent: a task retried after its worker died redoes at most what it had not marked.
 
-- :func:`grid_task`: grid a batch of output channels (:func:`skarim.imaging.grid.grid_channels`);
+- :func:`grid_task`: grid a share of the facets of a batch of output channels
+  (:func:`skarim.imaging.grid.grid_channels`);
 - :func:`tile_pass_task`: one major cycle's pass (RIM or polish) over a block of tile rows of
   one channel (:func:`skarim.deconv.passes.deconvolve_rows`);
-- :func:`finish_cycle_task`: a batch's exact residuals and the accept/refuse decision of one
-  major cycle (:func:`skarim.deconv.major_cycle.finish_cycle`).
+- :func:`residual_share_task`: a share of the facets of a batch's exact residuals, when a
+  large channel's facets are shared out between workers
+  (:func:`skarim.imaging.residual.residual_facets`);
+- :func:`finish_cycle_task`: a batch's exact residuals (or the sums the shares returned) and
+  the accept/refuse decision of one major cycle
+  (:func:`skarim.deconv.major_cycle.finish_cycle`).
 
 Threads are handed to ducc0 and torch as arguments: no environment variable is set.
 """
@@ -25,19 +30,22 @@ from typing import TYPE_CHECKING, Literal
 
 from skarim.config import RunConfig
 from skarim.imaging.grid import grid_channels
-from skarim.imaging.plan import ChannelGroup
+from skarim.imaging.plan import ChannelGroup, FacetShare
 from skarim.io.store import RunStore
 
 if TYPE_CHECKING:
     from skarim.deconv.major_cycle import ChannelCycleStats
+    from skarim.imaging.residual import ResidualSums
 
 __all__ = [
     "TaskContext",
     "GridTaskResult",
     "TilePassResult",
+    "ResidualShareResult",
     "CycleTaskResult",
     "grid_task",
     "tile_pass_task",
+    "residual_share_task",
     "finish_cycle_task",
 ]
 
@@ -82,6 +90,14 @@ class TilePassResult:
 
 
 @dataclass(frozen=True)
+class ResidualShareResult:
+    """What :func:`residual_share_task` did: the sums of the residuals it wrote."""
+
+    sums: tuple[ResidualSums, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
 class CycleTaskResult:
     """What :func:`finish_cycle_task` did: one entry per channel it finished (maybe none)."""
 
@@ -111,12 +127,14 @@ def _worker_name() -> str | None:
         return None
 
 
-def grid_task(ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup]) -> GridTaskResult:
-    """Grid a batch of output channels into the store; facets already gridded are skipped."""
+def grid_task(
+    ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup], share: FacetShare
+) -> GridTaskResult:
+    """Grid a share of the facets of a batch of output channels; facets done are skipped."""
     start = perf_counter()
     store = RunStore.open(ctx.store_path, mode="r+")
     written: list[int] = []
-    stats = grid_channels(store, cfg.read, cfg.grid, groups, ctx.threads, written.append)
+    stats = grid_channels(store, cfg.read, cfg.grid, groups, ctx.threads, written.append, share)
     return GridTaskResult(sum(written), stats["nonfinite"], perf_counter() - start)
 
 
@@ -139,18 +157,45 @@ def tile_pass_task(
     return TilePassResult(written, skipped, perf_counter() - start)
 
 
+def _due(store: RunStore, groups: list[ChannelGroup], cycle: int) -> list[ChannelGroup]:
+    """The channels whose cycle ``cycle`` is not finished (``rcycle`` below it)."""
+    return [g for g in groups if int(store.array("rcycle")[g.index]) < cycle]
+
+
+def residual_share_task(
+    ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup], cycle: int, share: FacetShare
+) -> ResidualShareResult:
+    """The candidate residuals of cycle ``cycle`` on a share of the facets, channels still due."""
+    from skarim.imaging.residual import residual_facets
+
+    start = perf_counter()
+    store = RunStore.open(ctx.store_path, mode="r+")
+    todo = _due(store, groups, cycle)
+    sums = residual_facets(
+        store, cfg.read, cfg.grid, todo, share, "model_next", "residual_next", ctx.threads
+    ) if todo else []  # fmt: skip
+    return ResidualShareResult(tuple(sums), perf_counter() - start)
+
+
 def finish_cycle_task(
-    ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup], cycle: int
+    ctx: TaskContext,
+    cfg: RunConfig,
+    groups: list[ChannelGroup],
+    cycle: int,
+    candidate: tuple[ResidualSums, ...] | None = None,
 ) -> CycleTaskResult:
     """Exact residuals and the decision of cycle ``cycle`` for the channels still due.
 
     Channels whose ``rcycle`` already reached ``cycle`` (a retried task, or a run killed
-    between two channels' markers) are left alone.
+    between two channels' markers) are left alone. ``candidate``: the sums the
+    :func:`residual_share_task` of every share returned, whose residuals are then not
+    computed again.
     """
     from skarim.deconv.major_cycle import finish_cycle
 
     start = perf_counter()
     store = RunStore.open(ctx.store_path, mode="r+")
-    todo = [g for g in groups if int(store.array("rcycle")[g.index]) < cycle]
-    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads) if todo else []
+    todo = _due(store, groups, cycle)
+    sums = None if candidate is None else list(candidate)
+    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads, sums) if todo else []
     return CycleTaskResult(tuple(stats), perf_counter() - start)

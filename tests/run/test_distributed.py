@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
 from msfactory import point_source_vis, write_stokes_i_ms
 
 from skarim.config import ClusterConfig, load_run_config
@@ -50,7 +50,7 @@ def _flags(ms, name):
     ]  # fmt: skip
 
 
-def _config(ms, name, cluster: ClusterConfig):
+def _config(ms, name, cluster: ClusterConfig, channels_out: int = 2, facet_pix: int = 8192):
     """The run that ``skarim image <_flags(ms, name)>`` makes, on ``cluster``."""
     return load_run_config(
         None,
@@ -61,7 +61,8 @@ def _config(ms, name, cluster: ClusterConfig):
                 "npix_y": NPIX,
                 "cell": f"{CELL_ARCSEC}asec",
                 "tile": TILE,
-                "channels_out": 2,
+                "channels_out": channels_out,
+                "facet_pix": facet_pix,
             },
             "deconv": {"major_cycles": CYCLES, "polish_cycles": POLISH, "device": "cpu"},
             "output": {"name": str(name)},
@@ -227,3 +228,20 @@ def test_a_killed_run_resumes_without_redoing_finished_work(ms, client, referenc
     assert result.tiles_deconvolved < FRESH["tiles_deconvolved"]
     _assert_same_state(_arrays(store_path), reference)
     assert len(RunStore.open(store_path).group.attrs["runs"]) == 1  # the killed run left none
+
+
+def test_one_channel_is_shared_out_between_the_workers_by_facet(ms, client, tmp_path):
+    # one output channel of 4 one-tile facets on 2 workers: gridding and every exact
+    # residual are two tasks of 2 facets each, and the result is the in-process run's
+    shared = {"channels_out": 1, "facet_pix": TILE}
+    sync = _config(ms, tmp_path / "sync", ClusterConfig(kind="sync"), **shared)
+    run_imaging(sync)
+    cfg = _config(ms, tmp_path / "dask", _joined(client), **shared)
+    with get_task_stream(client) as stream:
+        result = run_imaging(cfg)
+    names = [t["key"].split("-")[0] for t in stream.data]
+    assert names.count("grid_task") == 2
+    assert names.count("residual_share_task") == 2 * result.residuals_computed
+    assert result.residuals_computed == TOTAL
+    _assert_same_state(_arrays(cfg.output.store_path), _arrays(sync.output.store_path))
+    assert float(RunStore.open(cfg.output.store_path).array("sumwt")[0]) > 0
