@@ -12,10 +12,12 @@ tile rows into the blocks that one task covers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from skarim.config import RunConfig
+if TYPE_CHECKING:
+    from skarim.config import RunConfig
 
 __all__ = [
     "TASKS_PER_WORKER",
@@ -112,7 +114,7 @@ def row_blocks(cfg: RunConfig, n_workers: int) -> list[range]:
 
     Examples
     --------
-    >>> from skarim.config import GridConfig, ReadConfig
+    >>> from skarim.config import GridConfig, ReadConfig, RunConfig
     >>> cfg = RunConfig(read=ReadConfig(ms="x.ms"),
     ...                 grid=GridConfig(npix_x=512, npix_y=512, cell_rad=1e-5, tile=32))
     >>> [(r.start, r.stop) for r in row_blocks(cfg, 1)]

@@ -1,4 +1,4 @@
-"""Simulated imaging problems for training and validating the RIM (numpy and torch only).
+"""Simulated imaging problems for training and validating the RIM on the CPU.
 
 One problem is a ``t x t`` tile: a true sky ``x`` (Jy/pixel), the ``2t x 2t`` PSF of a random
 observation (layout, declination, duration, frequency, cell, weighting), and the dirty tile

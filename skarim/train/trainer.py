@@ -1,4 +1,5 @@
-"""Training the RIM on simulated problems (torch and numpy only; runs on a bare GPU node).
+"""``skarim train``: training the RIM on simulated problems, resumable (a bare GPU node runs
+:mod:`skarim.train.gpu` instead, which needs torch and numpy alone).
 
 A run lives in one directory: ``state.pt`` (model, optimiser, step, random states: resume
 from it; a training checkpoint, read and written here, not a weights file), ``best.pt``
@@ -22,13 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from skarim.beam import beam_area, fwhm_to_sigma
+from skarim.beam import beam_area
 from skarim.deconv.clean import hogbom, projected_gradient
 from skarim.deconv.device import select_device
 from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM, RIMConfig
 from skarim.deconv.weights import atomic_save, read_weights, save_weights
 from skarim.metrics import smoothed_snr_db, snr_db
+from skarim.train.objective import smooth_images, warm_starts
 from skarim.train.problems import ProblemBatch, ProblemConfig, make_batch
 
 __all__ = [
@@ -133,17 +135,6 @@ def load_train_config(path: Path) -> TrainConfig:
     return TrainConfig.from_dict(yaml.safe_load(Path(path).read_text()) or {})
 
 
-def _smooth(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
-    """Per-image circular-Gaussian smoothing ``(b, t, t)`` with FWHM ``(b,)`` (FFT, padded)."""
-    b, ny, nx = images.shape
-    ky = torch.fft.fftfreq(2 * ny, device=images.device, dtype=images.dtype)[:, None]
-    kx = torch.fft.rfftfreq(2 * nx, device=images.device, dtype=images.dtype)[None, :]
-    sig = fwhm_to_sigma(fwhm_pix).to(images.dtype).reshape(-1, 1, 1)
-    kernel = torch.exp(-2 * np.pi**2 * sig**2 * (kx**2 + ky**2))  # (b, 2t, t+1)
-    spec = torch.fft.rfft2(images, s=(2 * ny, 2 * nx)) * kernel
-    return torch.fft.irfft2(spec, s=(2 * ny, 2 * nx))[:, :ny, :nx]
-
-
 def rim_loss(
     estimates: list[torch.Tensor],
     batch: ProblemBatch,
@@ -155,13 +146,13 @@ def rim_loss(
     The loss is the validation metric itself: scale-free, so faint and bright skies count
     alike, and every unrolled step is scored.
     """
-    truth_s = _smooth(batch.truth, batch.beam_fwhm_pix)  # (b, t, t)
+    truth_s = smooth_images(batch.truth, batch.beam_fwhm_pix)  # (b, t, t)
     sig_raw = (batch.truth**2).sum(dim=(-2, -1))  # (b,)
     sig_s = (truth_s**2).sum(dim=(-2, -1))
     total = batch.dirty.new_zeros(())
     for x in estimates:
         err_raw = ((x - batch.truth) ** 2).sum(dim=(-2, -1))
-        err_s = ((_smooth(x, batch.beam_fwhm_pix) - truth_s) ** 2).sum(dim=(-2, -1))
+        err_s = ((smooth_images(x, batch.beam_fwhm_pix) - truth_s) ** 2).sum(dim=(-2, -1))
         total = (
             total + raw_weight * (10 * torch.log10((err_raw + 1e-12 * sig_raw) / sig_raw)).mean()
         )
@@ -195,18 +186,6 @@ def evaluate(
         est = model(on_dev.dirty, on_dev.sigma, op, x0=est)[-1]
     model.train()
     return _scores(est.double().cpu().numpy(), batch)
-
-
-def _warm_starts(model: RIM, batch: ProblemBatch, fraction: float) -> torch.Tensor | None:
-    """Starting models: the network's detached estimate for the first ``fraction`` of the batch."""
-    n = int(round(fraction * batch.dirty.shape[0]))
-    if n == 0:
-        return None
-    x0 = torch.zeros_like(batch.dirty)  # (b, t, t): cold starts
-    with torch.no_grad():
-        warm_op = TileOperator(batch.psf[:n])
-        x0[:n] = model(batch.dirty[:n], batch.sigma[:n], warm_op)[-1]
-    return x0
 
 
 def classical_baselines(batch: ProblemBatch) -> dict[str, dict[str, float]]:
@@ -275,7 +254,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
         batch = make_batch(rng, cfg.batch, cfg.problems).to(device)
         op = TileOperator(batch.psf)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            x0 = _warm_starts(model, batch, cfg.warm_start)
+            x0 = warm_starts(model, batch, cfg.warm_start)
             est = model(batch.dirty, batch.sigma, op, x0=x0)
             loss = rim_loss([e.float() for e in est], batch, cfg.smooth_loss_weight)
         opt.zero_grad(set_to_none=True)

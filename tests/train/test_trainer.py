@@ -11,8 +11,9 @@ import torch
 from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM, RIMConfig
 from skarim.deconv.weights import save_weights
+from skarim.train.objective import warm_starts
 from skarim.train.problems import ProblemConfig, make_batch
-from skarim.train.trainer import TrainConfig, _warm_starts, evaluate, train
+from skarim.train.trainer import TrainConfig, evaluate, train
 
 SMALL = ProblemConfig(tile=32, layouts=("vla.c", "meerkat"), duration_h=(1.0, 2.0))
 
@@ -28,11 +29,11 @@ def _trained_a_little() -> RIM:
 def test_warm_starts_are_the_networks_own_estimates_for_the_first_part_of_the_batch():
     batch = make_batch(np.random.default_rng(0), 4, SMALL).to("cpu")
     rim = _trained_a_little()
-    x0 = _warm_starts(rim, batch, 0.5)
+    x0 = warm_starts(rim, batch, 0.5)
     first = rim(batch.dirty[:2], batch.sigma[:2], TileOperator(batch.psf[:2]))[-1]
     assert torch.allclose(x0[:2], first)
     assert torch.count_nonzero(x0[2:]) == 0
-    assert _warm_starts(rim, batch, 0.0) is None
+    assert warm_starts(rim, batch, 0.0) is None
 
 
 def test_two_pass_validation_scores_the_second_pass():

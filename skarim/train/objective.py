@@ -1,0 +1,101 @@
+"""What training optimises: the RIM from cold or warm starts, and the loss on its estimates.
+
+Torch only (with :mod:`skarim.beam`), shared by the CPU trainer (:mod:`skarim.train.trainer`)
+and the GPU script (:mod:`skarim.train.gpu`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+
+from skarim.beam import fwhm_to_sigma
+from skarim.deconv.operator import TileOperator
+from skarim.deconv.rim import RIM
+
+if TYPE_CHECKING:
+    from skarim.train.gpu_problems import WindowProblems
+
+__all__ = ["smooth_images", "warm_starts", "window_loss"]
+
+
+class _Problems(Protocol):
+    dirty: torch.Tensor  # (b, t, t)
+    psf: torch.Tensor  # (b, 2t, 2t)
+    sigma: torch.Tensor  # (b,)
+
+
+def smooth_images(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
+    """Per-image circular-Gaussian smoothing ``(b, t, t)`` with FWHM ``(b,)`` (FFT, padded)."""
+    b, ny, nx = images.shape
+    ky = torch.fft.fftfreq(2 * ny, device=images.device, dtype=images.dtype)[:, None]
+    kx = torch.fft.rfftfreq(2 * nx, device=images.device, dtype=images.dtype)[None, :]
+    sig = fwhm_to_sigma(fwhm_pix).to(images.dtype).reshape(-1, 1, 1)
+    kernel = torch.exp(-2 * np.pi**2 * sig**2 * (kx**2 + ky**2))  # (b, 2t, t+1)
+    spec = torch.fft.rfft2(images, s=(2 * ny, 2 * nx)) * kernel
+    return torch.fft.irfft2(spec, s=(2 * ny, 2 * nx))[:, :ny, :nx]
+
+
+def warm_starts(model: RIM, problems: _Problems, fraction: float) -> torch.Tensor | None:
+    """Starting models: the network's detached estimate for the first ``fraction`` of a batch.
+
+    The second and later major cycles of the pipeline, where the RIM refines a previous
+    model; the rest of the batch starts from zero. None when no problem starts warm.
+    """
+    n = int(round(fraction * problems.dirty.shape[0]))
+    if n == 0:
+        return None
+    x0 = torch.zeros_like(problems.dirty)  # (b, t, t): cold starts
+    with torch.no_grad():
+        warm_op = TileOperator(problems.psf[:n])
+        x0[:n] = model(problems.dirty[:n], problems.sigma[:n], warm_op)[-1]
+    return x0
+
+
+def window_loss(
+    estimates: list[torch.Tensor],
+    problems: WindowProblems,
+    smooth_weight: float = 1.0,
+    raw_weight: float = 0.25,
+) -> torch.Tensor:
+    """Negative SNR (dB) of the windows' cores against truth, over problems and steps.
+
+    Per problem and estimate ``10 log10((||x - t||^2 + e) / (||t||^2 + e))``, beam-smoothed
+    (weight ``smooth_weight``) and raw (``raw_weight``), on the core only. ``e`` is the
+    energy of a point source of flux ``sigma`` (smoothed: of its smoothed image), so the loss
+    stays scale-free, is the validation SNR for skies well above the noise, and on a window
+    holding only noise counts the flux the network invents in units of the noise: 3 dB for
+    one invented source of ``sigma`` Jy.
+
+    Parameters
+    ----------
+    estimates : list of torch.Tensor
+        ``(b, w, w)`` estimates, Jy/pixel (every unrolled step is scored).
+    problems : WindowProblems
+        Truth, noise, beam and core of the windows.
+    smooth_weight, raw_weight : float
+        Weights of the smoothed and raw terms.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss, dB.
+    """
+    core = problems.core
+    fwhm = problems.beam_fwhm_pix
+    truth = problems.truth[:, core, core]  # (b, c, c)
+    truth_s = smooth_images(truth, fwhm)
+    floor_raw = problems.sigma**2  # (b,)
+    floor_s = floor_raw / (4 * np.pi * fwhm_to_sigma(fwhm) ** 2)
+    sig_raw = (truth**2).sum(dim=(-2, -1)) + floor_raw
+    sig_s = (truth_s**2).sum(dim=(-2, -1)) + floor_s
+    total = truth.new_zeros(())
+    for est in estimates:
+        x = est[:, core, core]
+        err_raw = ((x - truth) ** 2).sum(dim=(-2, -1)) + floor_raw
+        err_s = ((smooth_images(x, fwhm) - truth_s) ** 2).sum(dim=(-2, -1)) + floor_s
+        total = total + raw_weight * (10 * torch.log10(err_raw / sig_raw)).mean()
+        total = total + smooth_weight * (10 * torch.log10(err_s / sig_s)).mean()
+    return total / len(estimates)
