@@ -45,25 +45,37 @@ def parse_bytes(text: str) -> int:
 
 
 _Opt = typer.Option
+_TARGET = "the MS's, else SKA-Mid-like"
 _EXTRA = {
-    "worker_memory": (Annotated[str | None, _Opt(help="Memory per worker, e.g. 16GiB.")], None),
-    "gpus": (Annotated[int | None, _Opt(help="GPUs of the machine (default: torch's).")], None),
+    "worker_memory": (
+        Annotated[str | None, _Opt(help="Memory per worker, e.g. 16GiB.",
+                                   show_default="the run's workers'")], None),
+    "gpus": (Annotated[int | None, _Opt(help="GPUs of the machine.", show_default="torch's")],
+             None),
     "target_channels": (
-        Annotated[int | None, _Opt(help="Channels of the target observation.")], None),
-    "antennas": (Annotated[int | None, _Opt(help="Antennas of the target array.")], None),
-    "hours": (Annotated[float | None, _Opt(help="Track length of the target, hours.")], None),
-    "integration": (Annotated[float | None, _Opt(help="Target's dump time, seconds.")], None),
+        Annotated[int | None, _Opt(help="Channels of the target observation.",
+                                   show_default=_TARGET)], None),
+    "antennas": (
+        Annotated[int | None, _Opt(help="Antennas of the target array.", show_default=_TARGET)],
+        None),
+    "hours": (Annotated[float | None, _Opt(help="Track length of the target, hours.",
+                                           show_default=_TARGET)], None),
+    "integration": (Annotated[float | None, _Opt(help="Target's dump time, seconds.",
+                                                 show_default=_TARGET)], None),
     "max_baseline_km": (
-        Annotated[float | None, _Opt(help="Target's longest baseline, km.")], None),
-    "freq_ghz": (Annotated[float | None, _Opt(help="Target's highest frequency, GHz.")], None),
+        Annotated[float | None, _Opt(help="Target's longest baseline, km.", show_default=_TARGET)],
+        None),
+    "freq_ghz": (Annotated[float | None, _Opt(help="Target's highest frequency, GHz.",
+                                              show_default=_TARGET)], None),
     "busy": (
         Annotated[float, _Opt(help="Fraction of tiles deconvolved in each cycle.")], 1.0),
-    "costs": (Annotated[Path | None, _Opt(help="Costs JSON (default: calibrated, else shipped).")],
-              None),
+    "costs": (Annotated[Path | None, _Opt(help="Costs JSON.",
+                                          show_default="calibrated, else shipped")], None),
     "calibrate": (
-        Annotated[bool, _Opt("--calibrate", help="Measure this machine's costs, save them.")],
+        Annotated[bool, _Opt("--calibrate", help="Measure this machine's costs, save them.",
+                             show_default="off")],
         False),
-    "json_out": (Annotated[bool, _Opt("--json", help="Print JSON.")], False),
+    "json_out": (Annotated[bool, _Opt("--json", help="Print JSON.", show_default="off")], False),
 }  # fmt: skip
 
 

@@ -59,7 +59,7 @@ class RunConfig(_Frozen):
         Cluster settings, thread counts and read chunking are left out: a run resumed on
         another cluster, or with more threads, is the same run. The RIM's weights are named
         by the digest of the file the run uses (``weights_sha256``,
-        :func:`skarim.deconv.weights.weights_sha256`), not by its path: the shipped weights
+        :func:`skarim.deconv.weights_id.weights_sha256`), not by its path: the shipped weights
         of two versions differ, and a copied file is the same weights.
         """
         return {
@@ -105,6 +105,8 @@ def load_run_config(yaml_path: Path | None, overrides: Mapping[str, Any]) -> Run
         section.update({k: v for k, v in overrides.get(key, {}).items() if v is not None})
         if key == "grid" and "cell" in section:
             section["cell_rad"] = parse_angle_rad(section.pop("cell"))
+        if key == "grid" and "taper_gaussian" in section:  # a bare number in arcsec, as WSClean
+            section["taper_gaussian_rad"] = parse_angle_rad(section.pop("taper_gaussian"), "arcsec")
         merged[key] = section
     unknown = set(data) - {*_SECTIONS, "dirty_only"}
     if unknown:

@@ -16,14 +16,17 @@ __all__ = ["parse_angle_rad"]
 _WSCLEAN_UNITS = {"asec": "arcsec", "amin": "arcmin"}
 
 
-def parse_angle_rad(text: str | float) -> float:
+def parse_angle_rad(text: str | float, bare_unit: str = "deg") -> float:
     """Parse an angle with units into radians.
 
     Parameters
     ----------
     text : str or float
         ``"1.5asec"``, ``"1.5 arcsec"``, ``"0.01deg"``, ``"2amin"`` (WSClean spellings are
-        accepted), or a bare number, which is taken as degrees as in WSClean.
+        accepted), or a bare number, in ``bare_unit``.
+    bare_unit : str
+        Unit of a bare number: degrees as WSClean's ``-scale``; ``"arcsec"`` as its
+        ``-taper-gaussian``.
 
     Returns
     -------
@@ -36,13 +39,13 @@ def parse_angle_rad(text: str | float) -> float:
         If the text is not an angle.
     """
     if isinstance(text, int | float):
-        return float(u.Quantity(float(text), u.deg).to_value(u.rad))
+        return float(u.Quantity(float(text), u.Unit(bare_unit)).to_value(u.rad))
     s = str(text).strip()
     match = re.fullmatch(r"([-+0-9.eE]+)\s*([A-Za-z]*)", s)
     if match is None:
         raise InputError(f"cannot parse angle {text!r}: give a number and a unit, e.g. 1.5asec")
     value, unit = match.groups()
-    unit = _WSCLEAN_UNITS.get(unit, unit) or "deg"
+    unit = _WSCLEAN_UNITS.get(unit, unit) or bare_unit
     try:
         q = u.Quantity(float(value), u.Unit(unit))
         return float(q.to_value(u.rad))

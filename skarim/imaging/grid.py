@@ -40,6 +40,7 @@ from skarim.imaging.plan import (
     groups_per_batch,
     plan_facets,
 )
+from skarim.imaging.taper import UVTaper
 from skarim.imaging.weighting import WeightGrid
 from skarim.imaging.wgridder import Block, vis_to_image
 from skarim.io.ms_meta import MSMeta, open_ms
@@ -164,6 +165,7 @@ def weighting_pass(
                 weighting=cfg.weighting,
                 robust=cfg.robust,
                 padding=WEIGHT_PADDING,
+                taper=UVTaper.from_config(cfg),
             )
             for _ in groups
         ],

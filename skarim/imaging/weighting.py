@@ -1,10 +1,9 @@
 """Imaging weights (natural, uniform, Briggs) that follow WSClean 3.x cell by cell.
 
-The read stage streams visibilities in row chunks, so weighting takes two passes over the
-data with one :class:`WeightGrid` per output channel: :meth:`WeightGrid.add` sums the natural
-weights per uv cell, :meth:`WeightGrid.finalize` turns the sums into one correction factor per
-cell, and :meth:`WeightGrid.imaging_weights` multiplies each visibility's natural weight by
-the factor of its cell.
+Weighting takes two passes over the streamed data, one :class:`WeightGrid` per output
+channel: :meth:`WeightGrid.add` sums the natural weights per uv cell,
+:meth:`WeightGrid.finalize` turns the sums into one factor per cell, and
+:meth:`WeightGrid.imaging_weights` multiplies each natural weight by its cell's factor.
 
 Conventions, read in WSClean's source (``structures/imageweights.h``/``.cpp``,
 ``main/settings.h``/``.cpp``, ``structures/weightmode.h``, ``gridding/msgridderbase.cpp``,
@@ -36,22 +35,19 @@ test_weighting.py`` keeps WSClean's grids as a reference):
   ``1 / (1 + W_k sSq)``: docs/design.md section 3's ``w / (1 + W_k f^2)``.
 - **Natural.** Factor 1 in occupied cells (``if (val != 0.0) val = 1.0``): ``w`` unchanged
   inside the grid, 0 outside.
-- **Rank filter, on by default.** ``Settings`` has ``rankFilterLevel = 3.0`` and
-  ``rankFilterSize = 16``; after ``FinishGridding`` the cache runs ``RankFilter`` whenever
-  the level is ``>= 1``: a nonzero factor larger than ``level`` times the mean of the
-  nonzero factors in the window ``[x - size/2, x + size/2) x [y - size/2, y + size/2)``
-  (clipped to the half-plane grid) is replaced by that bound. It caps the uniform weight of
-  sparsely sampled cells. Pass ``rank_filter_level=0`` to turn it off
-  (``-weighting-rank-filter 0``).
-- **Channels.** Without ``-mf-weighting`` (off unless ``-join-channels``) WSClean grids the
-  weights of each output channel from that channel group's visibilities only
-  (``ImageWeightCache::Get(ms_list, outputChannelIndex, ...)``): one :class:`WeightGrid` per
-  output channel, every input channel at its own frequency.
+- **Rank filter, on by default** (``rankFilterLevel = 3.0``, ``rankFilterSize = 16``):
+  after ``FinishGridding``, when the level is ``>= 1``, a nonzero factor above ``level``
+  times the mean of the nonzero factors in the window ``[x - size/2, x + size/2) x
+  [y - size/2, y + size/2)`` (clipped to the half plane) is replaced by that bound, capping
+  the uniform weight of sparse cells (``rank_filter_level=0``: ``-weighting-rank-filter 0``).
+- **Channels.** Without ``-mf-weighting`` each output channel's weights come from its own
+  visibilities (``ImageWeightCache::Get(ms_list, outputChannelIndex, ...)``): one
+  :class:`WeightGrid` per output channel, every input channel at its own frequency.
 - **Natural weights in.** The caller's Stokes I weight decides the match too: WSClean's
   ``MSProvider::CopyWeights`` gives ``min(4 w_a, 4 w_b)`` of the two parallel hands (0 if
   either is flagged or not finite).
-- **Not modelled** (WSClean options that are off by default): super-uniform weighting
-  (``-super-weight``), ``-use-weights-as-taper``, uv range cuts and tapers.
+- **Taper and uv range** multiply the factors last (:mod:`skarim.imaging.taper`);
+  ``-super-weight`` and ``-use-weights-as-taper`` (off by default) are not modelled.
 
 **Storage.** A grid keeps only its occupied cells (:mod:`skarim.imaging.weight_cells`): their
 sorted flat indices into the half plane and one float64 each, the sum ``W_k`` and then the
@@ -71,6 +67,7 @@ import numpy as np
 
 from skarim.config import Weighting
 from skarim.errors import InputError
+from skarim.imaging.taper import UVTaper
 from skarim.imaging.weight_cells import (
     add_cells,
     chunk_cell_sums,
@@ -135,7 +132,8 @@ def briggs_factors(cell_weight: np.ndarray, total_weight: float, robust: float) 
 
 class WeightGrid:
     """Accumulates the sum of natural weights per uv cell (pass 1), then turns natural
-    weights into imaging weights (pass 2).
+    weights into imaging weights (pass 2). It holds only the occupied cells of the half plane
+    ``v >= 0``, ``(grid_npix_y // 2, grid_npix_x)`` cells (module docstring, *Storage*).
 
     Parameters
     ----------
@@ -146,24 +144,20 @@ class WeightGrid:
     weighting : Weighting
         natural, uniform or briggs.
     robust : float
-        Briggs robustness ``R`` (used only for briggs): ``+5`` is close to natural, ``-5``
-        close to uniform.
+        Briggs robustness ``R`` (briggs only): ``+5`` is close to natural, ``-5`` to uniform.
     padding : float
         WSClean's image padding; the weight grid is :func:`padded_npix` cells on a side.
     rank_filter_level : float
         WSClean's weighting rank filter level; below 1 turns the filter off.
     rank_filter_size : int
         Side of the rank filter window in cells.
+    taper : UVTaper or None
+        Gaussian taper and uv range multiplied into the factors; None: neither.
 
     Raises
     ------
     InputError
         If a size, the cell or the padding is not positive.
-
-    Notes
-    -----
-    The grid is the half plane ``v >= 0``, ``(grid_npix_y // 2, grid_npix_x)`` cells, of
-    which only the occupied ones are held (module docstring, *Storage*).
     """
 
     def __init__(
@@ -177,6 +171,7 @@ class WeightGrid:
         padding: float = 1.2,
         rank_filter_level: float = 3.0,
         rank_filter_size: int = 16,
+        taper: UVTaper | None = None,
     ) -> None:
         if npix_x < 1 or npix_y < 1:
             raise InputError(f"image size must be positive, got {npix_x}x{npix_y}")
@@ -191,6 +186,7 @@ class WeightGrid:
         self.grid_npix_y = padded_npix(npix_y, padding)
         self.rank_filter_level = float(rank_filter_level)
         self.rank_filter_size = int(rank_filter_size)
+        self.taper = taper if taper is not None and taper.active else None
         self._shape = (self.grid_npix_y // 2, self.grid_npix_x)  # (v >= 0, u)
         self._occupied = np.empty(0, np.int64)  # sorted flat cells y * nx + x
         self._values = np.empty(0)  # their sums W_k, then their factors
@@ -238,8 +234,7 @@ class WeightGrid:
     def cell_factors(self) -> np.ndarray:
         """``(grid_npix_y // 2, grid_npix_x)`` correction factor per cell, after :meth:`finalize`.
 
-        The grid WSClean's ``-save-weights`` writes (its ``v >= 0`` half). Builds the dense
-        grid: for tests and small images.
+        WSClean's ``-save-weights`` grid (its ``v >= 0`` half), dense: for tests, small images.
 
         Raises
         ------
@@ -248,9 +243,10 @@ class WeightGrid:
         """
         if not self._finalized:
             raise RuntimeError("call WeightGrid.finalize() before reading cell_factors")
-        if self.weighting is Weighting.natural:
-            return np.ones(self._shape)
-        return self._factors(np.arange(self._shape[0] * self._shape[1])).reshape(self._shape)
+        cells = np.arange(self._shape[0] * self._shape[1])
+        natural = self.weighting is Weighting.natural
+        factors = np.ones(cells.shape) if natural else self._factors(cells)
+        return (factors * self._tapers(cells)).reshape(self._shape)
 
     def add(self, uvw_m: np.ndarray, freq_hz: np.ndarray, weight: np.ndarray) -> None:
         """Add a chunk of visibilities to the per-cell sums of natural weights (pass 1).
@@ -352,8 +348,14 @@ class WeightGrid:
         out = np.zeros(weight.shape, dtype=np.float64)  # (nrow, nchan)
         w = weight[inside]
         factor = 1.0 if self.weighting is Weighting.natural else self._factors(cell, w != 0)
-        out[inside] = w * factor
+        out[inside] = w * (factor * self._tapers(cell))
         return out.astype(weight.dtype, copy=False)
+
+    def _tapers(self, cell: np.ndarray) -> np.ndarray | float:
+        """The taper and uv range factor of each cell (1 without them)."""
+        if self.taper is None:
+            return 1.0
+        return self.taper.cell_factors(cell, self.grid_npix_x, self.grid_npix_y, self.cell_rad)
 
     def _filters(self) -> bool:
         """Whether the rank filter runs: WSClean's level >= 1, a window, not natural."""

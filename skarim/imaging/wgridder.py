@@ -17,6 +17,9 @@ Conventions (proved by ``tests/test_wgridder.py`` against a direct DFT and astro
   the offsets handed to it are the negated ones of :func:`block_centre_rad`.
 - ``divide_by_n=False``: a point source of S Jy gives a dirty peak of S Jy/beam anywhere in
   the field, and prediction is the exact adjoint of imaging.
+- The horizon: pixels with ``l^2 + m^2 >= 1`` (:func:`skarim.io.wcs.beyond_horizon`) have no
+  sky. Imaging returns 0 there and prediction ignores them, so that the pair stays exact
+  adjoints on the visible sky and no deconvolver sees the values ducc0 computes there.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 
 import ducc0.wgridder as _wg
 import numpy as np
+
+from skarim.io.wcs import beyond_horizon
 
 __all__ = ["Block", "CONVENTIONS", "block_centre_rad", "vis_to_image", "image_to_vis"]
 
@@ -36,6 +41,7 @@ CONVENTIONS = {
     "divide_by_n": False,
     "image_order": "fits [y, x]; x flipped relative to ducc0's l axis",
     "phase_centre_pixel": "(npix_x/2, npix_y/2), 0-based",
+    "horizon": "pixels with l^2 + m^2 >= 1 are 0 in images and ignored in prediction",
 }
 
 
@@ -54,6 +60,11 @@ class Block:
     cell_rad : float
         Pixel size, radians.
     """
+
+    def beyond_horizon(self) -> np.ndarray | None:
+        """``(ny, nx)`` bool, True where ``l^2 + m^2 >= 1``; None when no pixel is."""
+        rows, cols = (self.y0, self.y0 + self.ny), (self.x0, self.x0 + self.nx)
+        return beyond_horizon(self.npix_x, self.npix_y, self.cell_rad, rows, cols)
 
     npix_x: int
     npix_y: int
@@ -140,7 +151,8 @@ def vis_to_image(
     Returns
     -------
     numpy.ndarray
-        ``(block.ny, block.nx)`` image, FITS order, ``sum_k w_k Re(V_k e^{-2 pi i phi_k})``.
+        ``(block.ny, block.nx)`` image, FITS order, ``sum_k w_k Re(V_k e^{-2 pi i phi_k})``;
+        0 beyond the horizon.
     """
     real = np.float64 if vis.dtype == np.complex128 else np.float32
     out = _wg.vis2dirty(
@@ -150,7 +162,11 @@ def vis_to_image(
         npix_y=block.ny,
         **_conventions(uvw_m, freq_hz, block, epsilon, nthreads),
     )  # (nx, ny) in ducc0's [l, m] order
-    return np.ascontiguousarray(out.T[:, ::-1])  # (ny, nx) FITS order
+    image = np.ascontiguousarray(out.T[:, ::-1])  # (ny, nx) FITS order
+    horizon = block.beyond_horizon()
+    if horizon is not None:
+        image[horizon] = 0.0
+    return image
 
 
 def image_to_vis(
@@ -168,12 +184,15 @@ def image_to_vis(
     ----------
     image : numpy.ndarray
         ``(block.ny, block.nx)`` model in Jy/pixel, FITS order; float32 or float64 sets
-        the precision.
+        the precision. Pixels beyond the horizon are ignored.
 
     Returns
     -------
     numpy.ndarray
         ``(nrow, nchan)`` complex visibilities in Jy.
     """
+    horizon = block.beyond_horizon()
+    if horizon is not None:
+        image = np.where(horizon, 0.0, image).astype(image.dtype, copy=False)
     ducc_order = np.ascontiguousarray(image[:, ::-1].T)  # (nx, ny)
     return _wg.dirty2vis(dirty=ducc_order, **_conventions(uvw_m, freq_hz, block, epsilon, nthreads))

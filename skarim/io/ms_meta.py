@@ -19,6 +19,7 @@ from skarim.config import ReadConfig
 from skarim.errors import InputError
 from skarim.io.correlations import feed_type
 from skarim.io.ms_tables import (
+    data_columns,
     open_ms_table,
     read_data_descriptions,
     read_fields,
@@ -108,7 +109,7 @@ def open_ms(cfg: ReadConfig) -> MSMeta:
     """
     path = Path(cfg.ms)
     with open_ms_table(path) as ms:
-        _check_data_column(ms, path, cfg.data_column)
+        column = _data_column(ms, path, cfg.data_column)
         field_id, field_name, phase_centre_rad = _select_field(path, cfg.field)
         freq_hz, chan_width_hz = _select_channels(path, cfg)
         corr_types = _corr_types(path, cfg.spw)
@@ -125,21 +126,19 @@ def open_ms(cfg: ReadConfig) -> MSMeta:
                     f"no cross-correlation rows in {path} for field {field_id} "
                     f"({field_name}) and spw {cfg.spw}"
                 )
-            if not sel.iscelldefined(cfg.data_column, 0):
-                raise InputError(f"column {cfg.data_column} in {path} holds no data")
+            if not sel.iscelldefined(column, 0):
+                raise InputError(f"column {column} in {path} holds no data")
             time_rows = cfg.chunk_rows or cfg.chunk_mb * _MIB // 8  # TIME: 8 bytes a row
             time_range_s = _time_range_s(sel, time_rows)
         fingerprint = {
             "path": str(path.resolve()),
             "nrow": ms.nrows(),
-            "data_shape": list(ms.getcell(cfg.data_column, 0).shape)
-            if ms.iscelldefined(cfg.data_column, 0)
-            else [],
+            "data_shape": list(ms.getcell(column, 0).shape) if ms.iscelldefined(column, 0) else [],
             "mtime": _mtime_s(path),
         }
     return MSMeta(
         path=path,
-        data_column=cfg.data_column,
+        data_column=column,
         field_id=field_id,
         field_name=field_name,
         phase_centre_rad=phase_centre_rad,
@@ -177,18 +176,19 @@ def select_rows(ms: tables.table, path: Path, field_id: int, spw: int) -> tables
     return ms.query(f"FIELD_ID == {field_id} && DATA_DESC_ID IN {dd_ids} && ANTENNA1 != ANTENNA2")
 
 
-def _check_data_column(ms: tables.table, path: Path, column: str) -> None:
-    """Raise unless ``column`` is a complex array column of the main table."""
-    available = [
-        c
-        for c in ms.colnames()
-        if ms.getcoldesc(c).get("valueType") in ("complex", "dcomplex")
-        and ms.getcoldesc(c).get("ndim", 0) != 0
-    ]
+def _data_column(ms: tables.table, path: Path, column: str | None) -> str:
+    """``column``, or WSClean's default (CORRECTED_DATA if the table has it, else DATA).
+
+    Raises unless it is a complex array column of the main table.
+    """
+    if column is None:
+        column = "CORRECTED_DATA" if "CORRECTED_DATA" in ms.colnames() else "DATA"
+    available = data_columns(ms)
     if column not in available:
         raise InputError(
             f"column {column} not in {path}; available: {', '.join(available) or 'none'}"
         )
+    return column
 
 
 def _select_field(path: Path, field: str) -> tuple[int, str, tuple[float, float]]:

@@ -1,9 +1,9 @@
 """``skarim info MS``: what a Measurement Set holds, and an image geometry to start from.
 
-:func:`summarise_ms` reads the subtables (:mod:`skarim.io.ms_tables`) and streams the main
-table's ``UVW``, ``ANTENNA1``, ``ANTENNA2`` and ``TIME`` columns in chunks (memory does not
-grow with the Measurement Set); :func:`format_summary` turns the result into text for a
-terminal.
+:func:`summarise_ms` reads the subtables (:mod:`skarim.io.ms_tables`) and scans the main
+table once (:mod:`skarim.io.ms_scan`: baselines, times, rows per field, flags; memory does
+not grow with the Measurement Set); :func:`format_summary` turns the result into text for
+a terminal.
 
 The suggested geometry follows the rules of thumb WSClean users image with:
 
@@ -13,7 +13,8 @@ The suggested geometry follows the rules of thumb WSClean users image with:
 - image side: 1.5 times the primary-beam FWHM ``1.22 lambda / D`` at the lowest frequency
   (the widest beam) and the smallest dish diameter ``D`` > 0 in the ANTENNA table, divided by
   the cell and rounded up to a multiple of 256 pixels (even, and a whole number of 256-pixel
-  tiles).
+  tiles), but never past the horizon: at most :func:`skarim.io.wcs.horizon_npix` pixels, the
+  side whose axes come closest to ``|l| = 1`` (an all-sky image).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import Latitude, Longitude
 from astropy.time import Time
-from casacore import tables
 
 from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.io.correlations import feed_type
+from skarim.io.ms_scan import scan_main_table
 from skarim.io.ms_tables import (
+    data_columns,
     open_ms_table,
     read_antennas,
     read_fields,
@@ -37,6 +39,7 @@ from skarim.io.ms_tables import (
     read_spectral_windows,
     telescope_name,
 )
+from skarim.io.wcs import horizon_npix
 
 __all__ = [
     "FieldSummary",
@@ -46,7 +49,6 @@ __all__ = [
     "summarise_ms",
 ]
 
-_CHUNK_ROWS = 100_000
 _NPIX_MULTIPLE = 256
 _PIXELS_PER_BEAM = 4
 _FOV_PER_PRIMARY_BEAM = 1.5
@@ -88,12 +90,15 @@ class FieldSummary:
         FIELD NAME.
     ra_rad, dec_rad : float
         Phase centre (first polynomial term of PHASE_DIR), radians.
+    nrow : int
+        Rows of the main table with this FIELD_ID.
     """
 
     field_id: int
     name: str
     ra_rad: float
     dec_rad: float
+    nrow: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,11 @@ class MSSummary:
         ANTENNA NAME, in table order.
     telescope : str
         TELESCOPE_NAME of the first OBSERVATION row ("" when absent).
+    data_columns : tuple of str
+        Visibility columns of the main table (``DATA``, ``CORRECTED_DATA``...).
+    flagged_fraction : float
+        Share of the cross-correlation visibilities flagged (FLAG or FLAG_ROW); NaN
+        without them.
     spws : tuple of SpwSummary
         Spectral windows.
     feeds : tuple of str
@@ -138,7 +148,8 @@ class MSSummary:
         None without cross-correlation rows or spectral windows.
     suggested_npix : int or None
         Image side covering 1.5 primary-beam FWHM (``1.22 lambda / D``), rounded up to a
-        multiple of 256; None also when no antenna has a dish diameter > 0.
+        multiple of 256, at most the horizon's; None also when no antenna has a dish
+        diameter > 0.
     """
 
     path: Path
@@ -148,6 +159,8 @@ class MSSummary:
     nant_with_data: int
     antenna_names: tuple[str, ...]
     telescope: str
+    data_columns: tuple[str, ...]
+    flagged_fraction: float
     spws: tuple[SpwSummary, ...]
     feeds: tuple[str, ...]
     corr_types: tuple[tuple[str, ...], ...]
@@ -182,8 +195,9 @@ def summarise_ms(path: Path) -> MSSummary:
     """
     path = Path(path)
     with open_ms_table(path) as ms:
-        scan = _scan_main_table(ms)
+        scan = scan_main_table(ms)
         nrow = ms.nrows()
+        columns = tuple(data_columns(ms))
     antenna_names, dish_diameter_m = read_antennas(path)
     positive_m = dish_diameter_m[dish_diameter_m > 0]
     min_dish_m = float(positive_m.min()) if positive_m.size else None
@@ -209,6 +223,7 @@ def summarise_ms(path: Path) -> MSSummary:
             fwhm_rad = _PRIMARY_BEAM_FACTOR * wavelength_max_m / min_dish_m
             side_pix = _FOV_PER_PRIMARY_BEAM * fwhm_rad / cell_rad
             npix = int(np.ceil(side_pix / _NPIX_MULTIPLE)) * _NPIX_MULTIPLE
+            npix = min(npix, horizon_npix(cell_rad))
     return MSSummary(
         path=path,
         nrow=nrow,
@@ -217,11 +232,19 @@ def summarise_ms(path: Path) -> MSSummary:
         nant_with_data=scan.nant_with_data,
         antenna_names=antenna_names,
         telescope=telescope_name(path),
+        data_columns=columns,
+        flagged_fraction=scan.flagged_fraction,
         spws=spws,
         feeds=tuple(feed_type(c) or "unknown" for c in corr_types),
         corr_types=corr_types,
         fields=tuple(
-            FieldSummary(field_id=i, name=name, ra_rad=ra_rad, dec_rad=dec_rad)
+            FieldSummary(
+                field_id=i,
+                name=name,
+                ra_rad=ra_rad,
+                dec_rad=dec_rad,
+                nrow=scan.rows_per_field[i] if i < len(scan.rows_per_field) else 0,
+            )
             for i, (name, (ra_rad, dec_rad)) in enumerate(read_fields(path))
         ),
         time_start_s=scan.time_start_s,
@@ -258,6 +281,9 @@ def format_summary(s: MSSummary) -> str:
         f"Rows              {s.nrow} ({s.n_autocorr_rows} autocorrelation)",
         f"Antennas          {s.nant} in ANTENNA table, {s.nant_with_data} with data",
         f"Time              {time_text}",
+        f"Data columns      {' '.join(s.data_columns) or '(none)'}",
+        f"Flagged           {_fraction_text(s.flagged_fraction)} of the cross-correlation "
+        "visibilities (FLAG or FLAG_ROW)",
         "Spectral windows",
     ]
     for w in s.spws:
@@ -274,7 +300,7 @@ def format_summary(s: MSSummary) -> str:
         dec = Latitude(f.dec_rad * u.rad).to_string(
             unit=u.deg, precision=2, alwayssign=True, pad=True
         )
-        lines.append(f"  {f.field_id}: {f.name}  {ra} {dec}")
+        lines.append(f"  {f.field_id}: {f.name}  {ra} {dec}  {f.nrow} rows")
     lines += [
         f"Longest baseline  {s.max_baseline_m:.1f} m "
         f"({s.max_uv_wavelengths:.4g} wavelengths projected, at the highest frequency)",
@@ -288,10 +314,16 @@ def format_summary(s: MSSummary) -> str:
         lines.append("Suggested size    (unknown: no baselines or no dish diameter)")
     else:
         fov = (s.suggested_npix * s.suggested_cell_rad * u.rad).to(u.arcmin)
-        lines.append(
-            f"Suggested size    {s.suggested_npix} pixels ({fov:.3g}; 1.5 primary-beam FWHM)"
-        )
+        why = "1.5 primary-beam FWHM"
+        if s.suggested_npix == horizon_npix(s.suggested_cell_rad):
+            why = "to the horizon: |l| <= 1"
+        lines.append(f"Suggested size    {s.suggested_npix} pixels ({fov:.3g}; {why})")
     return "\n".join(lines)
+
+
+def _fraction_text(fraction: float) -> str:
+    """``12.3%``, or ``(no data)`` for NaN."""
+    return "(no data)" if np.isnan(fraction) else f"{100 * fraction:.3g}%"
 
 
 def _frequency_text(freq_hz: float) -> str:
@@ -300,47 +332,3 @@ def _frequency_text(freq_hz: float) -> str:
         if abs(freq_hz) >= unit.to(u.Hz):
             return f"{(freq_hz * u.Hz).to(unit):g}"
     return f"{freq_hz * u.Hz:g}"
-
-
-@dataclass(frozen=True)
-class _Scan:
-    """What one pass over the main table's small columns found."""
-
-    max_baseline_m: float
-    max_uv_m: float
-    time_start_s: float
-    time_end_s: float
-    n_autocorr_rows: int
-    nant_with_data: int
-
-
-def _scan_main_table(ms: tables.table) -> _Scan:
-    """Longest baselines, time span and antennas used, read ``_CHUNK_ROWS`` rows at a time."""
-    max_baseline_m = max_uv_m = 0.0
-    time_start_s, time_end_s = np.inf, -np.inf
-    n_autocorr_rows = 0
-    antennas: set[int] = set()
-    for start in range(0, ms.nrows(), _CHUNK_ROWS):
-        n = min(_CHUNK_ROWS, ms.nrows() - start)
-        ant1 = ms.getcol("ANTENNA1", startrow=start, nrow=n)
-        ant2 = ms.getcol("ANTENNA2", startrow=start, nrow=n)
-        cross = ant1 != ant2
-        uvw_m = ms.getcol("UVW", startrow=start, nrow=n)[cross]  # (ncross, 3)
-        time_s = ms.getcol("TIME", startrow=start, nrow=n)
-        n_autocorr_rows += int(n - np.count_nonzero(cross))
-        antennas.update(ant1[cross].tolist(), ant2[cross].tolist())
-        if uvw_m.size:
-            max_baseline_m = max(max_baseline_m, float(np.sqrt((uvw_m**2).sum(1)).max()))
-            max_uv_m = max(max_uv_m, float(np.hypot(uvw_m[:, 0], uvw_m[:, 1]).max()))
-        time_start_s = min(time_start_s, float(time_s.min()))
-        time_end_s = max(time_end_s, float(time_s.max()))
-    if ms.nrows() == 0:
-        time_start_s = time_end_s = np.nan
-    return _Scan(
-        max_baseline_m=max_baseline_m,
-        max_uv_m=max_uv_m,
-        time_start_s=time_start_s,
-        time_end_s=time_end_s,
-        n_autocorr_rows=n_autocorr_rows,
-        nant_with_data=len(antennas),
-    )

@@ -1,6 +1,7 @@
 """A Measurement Set's tables: the main table, checked, and its subtables, read whole.
 
-:func:`open_ms_table` opens the main table after checking that it is a Measurement Set;
+:func:`open_ms_table` opens the main table after checking that it is a Measurement Set, and
+:func:`data_columns` names its visibility columns;
 :func:`read_antennas`, :func:`read_spectral_windows`, :func:`read_polarizations`,
 :func:`read_data_descriptions`, :func:`read_fields` and :func:`telescope_name` read its
 subtables, whose rows are few, whole.
@@ -17,6 +18,7 @@ from skarim.errors import InputError
 from skarim.io.correlations import CORR_TYPE_NAMES
 
 __all__ = [
+    "data_columns",
     "open_ms_table",
     "read_antennas",
     "read_data_descriptions",
@@ -64,6 +66,27 @@ def open_ms_table(path: Path) -> tables.table:
         ms.close()
         raise InputError(f"{path} is not a Measurement Set: no {', '.join(missing)} table")
     return ms
+
+
+def data_columns(ms: tables.table) -> list[str]:
+    """The main table's visibility columns: its complex array columns, in table order.
+
+    Parameters
+    ----------
+    ms : casacore.tables.table
+        The open main table (:func:`open_ms_table`).
+
+    Returns
+    -------
+    list of str
+        ``DATA``, ``CORRECTED_DATA``, ``MODEL_DATA``... as the table has them.
+    """
+    return [
+        c
+        for c in ms.colnames()
+        if ms.getcoldesc(c).get("valueType") in ("complex", "dcomplex")
+        and ms.getcoldesc(c).get("ndim", 0) != 0
+    ]
 
 
 def read_antennas(path: Path) -> tuple[tuple[str, ...], np.ndarray]:

@@ -15,6 +15,10 @@ Conventions (docs/design.md section 1, as in WSClean):
   and astropy as FK5 J2000 (ICRS differs by about 20 mas).
 - Spectral frame ``TOPOCENT``: channel frequencies are taken as they are in the
   Measurement Set, without a Doppler correction.
+- The horizon: FITS pixel ``(x, y)`` has direction cosines ``l = -(x - npix_x/2) cell``,
+  ``m = (y - npix_y/2) cell``; where ``l^2 + m^2 >= 1`` the SIN projection has no sky
+  (astropy's WCS gives NaN there). :func:`beyond_horizon` finds those pixels: skarim's
+  images hold 0 there and its FITS products NaN, as CASA writes them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from astropy.wcs import WCS
 
 from skarim.errors import InputError
 
-__all__ = ["ImageWCS"]
+__all__ = ["ImageWCS", "beyond_horizon", "horizon_npix"]
 
 _RELATIVE_SPACING_TOLERANCE = 1e-6  # channels count as evenly spaced within this fraction
 
@@ -270,3 +274,55 @@ class ImageWCS:
             telescope=d.get("telescope"),
             date_obs=d.get("date_obs"),
         )
+
+
+def beyond_horizon(
+    npix_x: int, npix_y: int, cell_rad: float, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray | None:
+    """The pixels of a block of an image that lie beyond the horizon, ``l^2 + m^2 >= 1``.
+
+    Parameters
+    ----------
+    npix_x, npix_y : int
+        Size of the full image; its phase centre is at 0-based pixel ``(npix_x/2, npix_y/2)``.
+    cell_rad : float
+        Pixel size, radians.
+    rows, cols : tuple of int
+        The block: FITS-order rows ``[y0, y1)`` and columns ``[x0, x1)`` of the full image.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(y1 - y0, x1 - x0)`` bool, True beyond the horizon; None when no pixel of the
+        block is (found from its corners, without building the mask).
+
+    Examples
+    --------
+    >>> beyond_horizon(64, 64, 1e-4, (0, 64), (0, 64)) is None
+    True
+    >>> beyond_horizon(4, 4, 0.6, (0, 4), (0, 4)).astype(int)
+    array([[1, 1, 1, 1],
+           [1, 0, 0, 0],
+           [1, 0, 0, 0],
+           [1, 0, 0, 0]])
+    """
+    (y0, y1), (x0, x1) = rows, cols
+    far_x = max(abs(x0 - npix_x / 2), abs(x1 - 1 - npix_x / 2)) * cell_rad  # largest |l|
+    far_y = max(abs(y0 - npix_y / 2), abs(y1 - 1 - npix_y / 2)) * cell_rad  # largest |m|
+    if far_x * far_x + far_y * far_y < 1.0:
+        return None
+    l_sq = ((np.arange(x0, x1) - npix_x / 2) * cell_rad) ** 2  # (nx,)
+    m_sq = ((np.arange(y0, y1) - npix_y / 2) * cell_rad) ** 2  # (ny,)
+    return l_sq[None, :] >= 1.0 - m_sq[:, None]  # (ny, nx) bool, no float temporary
+
+
+def horizon_npix(cell_rad: float) -> int:
+    """The largest even image side whose axes stay inside the horizon: ``n/2 cell < 1``.
+
+    Examples
+    --------
+    >>> horizon_npix(0.01), horizon_npix(0.0272)
+    (198, 72)
+    """
+    half = int(1.0 / cell_rad)
+    return 2 * (half - 1 if half * cell_rad >= 1.0 else half)

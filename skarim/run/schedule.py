@@ -229,9 +229,11 @@ class Schedule:
             return
         end = f"; converged: the channel's {phase} cycles end" if stats.converged else ""
         log.info(
-            "cycle %d (%s) channel %d: noise %.3g, residual rms %.3g Jy/beam (%.2f x its noise), "
+            "cycle %d (%s) channel %d: input residual robust noise %.3g (the thresholds' unit); "
+            "new residual rms %.3g, robust noise %.3g Jy/beam (rms/noise %.2f); "
             "model flux %.4g Jy%s",
-            cycle, phase, chan, record.sigma, stats.rms, stats.noise_ratio, stats.flux, end,
+            cycle, phase, chan, record.sigma, stats.rms, stats.noise, stats.noise_ratio,
+            stats.flux, end,
         )  # fmt: skip
 
     def _gridded(self, b: int) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import Angle
 from casacore import tables
+from msfactory import three_antenna_ms
 
 from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.errors import InputError
@@ -32,6 +33,12 @@ def two_field_ms(tmp_path) -> Path:
     uvw_m[ant1 == ant2] = [5000.0, 0.0, 0.0]  # ignored: autocorrelations
     freq_hz = np.array([1.0e9, 1.1e9, 1.2e9, 1.3e9])
     data = np.ones((nrow, 4, 2), dtype=np.complex64)
+    flag = np.zeros((nrow, 4, 2), dtype=bool)
+    flag_row = np.zeros(nrow, dtype=bool)
+    flag[0, :2, 0] = True  # 2 of the 9 * 8 cross-correlation cells
+    flag_row[2] = True  # 8 more
+    flag[5, 0, 0] = flag_row[5] = True  # 8 more: FLAG_ROW counts the row once
+    flag[3] = True  # an autocorrelation: not counted
     write_ms(
         tmp_path / "t.ms",
         antenna_itrf_m=np.array([5.1e6, 2.0e6, -3.0e6]) + np.arange(12).reshape(4, 3) * 100.0,
@@ -48,7 +55,11 @@ def two_field_ms(tmp_path) -> Path:
         weight=np.ones((nrow, 2)),
         field_names=("NORTH", "SOUTH"),
         phase_dirs_rad=np.array([[0.5, 0.2], [RA_RAD, DEC_RAD]]),
+        field_id=np.repeat([0, 1, 1], 5),
         data_desc_id=np.arange(nrow) % 2,
+        flag=flag,
+        flag_row=flag_row,
+        extra_columns={"MODEL_DATA": data},
     )
     return tmp_path / "t.ms"
 
@@ -64,7 +75,9 @@ def test_summary_of_a_written_set(two_field_ms):
         (1, 4, 2.0e9, 2.3e9),
     ]
     assert (s.feeds, s.corr_types) == (("linear",), (("XX", "YY"),))
-    assert [(f.field_id, f.name) for f in s.fields] == [(0, "NORTH"), (1, "SOUTH")]
+    assert [(f.field_id, f.name, f.nrow) for f in s.fields] == [(0, "NORTH", 5), (1, "SOUTH", 10)]
+    assert s.data_columns == ("DATA", "MODEL_DATA")
+    assert s.flagged_fraction == pytest.approx(18 / 72)
     assert (s.fields[1].ra_rad, s.fields[1].dec_rad) == (RA_RAD, DEC_RAD)
     assert (s.time_start_s, s.time_end_s, s.time_span_s) == (5.0e9, 5.0e9 + 16.0, 16.0)
     assert s.max_baseline_m == pytest.approx(np.sqrt(900.0**2 + 100.0**2 + 2999.0**2))
@@ -83,7 +96,9 @@ def test_format_summary_shows_units_and_sexagesimal_positions(two_field_ms):
     assert "Antennas          4 in ANTENNA table, 3 with data" in lines
     assert "  0: 4 channels, 1.000000-1.300000 GHz, width 100 MHz" in lines
     assert "  0: linear XX YY" in lines
-    assert "  1: SOUTH  10h08m00.000s -30d00m00.00s" in lines
+    assert "  1: SOUTH  10h08m00.000s -30d00m00.00s  10 rows" in lines
+    assert "Data columns      DATA MODEL_DATA" in lines
+    assert "Flagged           25% of the cross-correlation visibilities (FLAG or FLAG_ROW)" in lines
     assert "Suggested cell    2.24 arcsec (4 pixels across the synthesised beam)" in lines
     assert "Suggested size    4352 pixels (163 arcmin; 1.5 primary-beam FWHM)" in lines
     assert "(16.0 s)" in text
@@ -111,5 +126,19 @@ def test_evla_summary(evla_ms):
     assert (s.suggested_cell_rad * u.rad).to_value(u.arcsec) == pytest.approx(0.418, abs=1e-3)
     assert s.suggested_npix == 512
     text = format_summary(s)
-    assert "  0: J1008+0730  10h08m00.016s +07d30m16.55s" in text.splitlines()
+    assert "  0: J1008+0730  10h08m00.016s +07d30m16.55s  1360 rows" in text.splitlines()
+    assert (s.data_columns, s.flagged_fraction) == (("DATA",), 0.0)
     assert "Time              2010-04-26 03:21:56.001 to 2010-04-26 03:23:15.998 UTC" in text
+
+
+def test_suggested_size_stops_at_the_horizon(tmp_path):
+    """An all-sky array (2 m dipoles, baselines to 100 m at 50 MHz): 1.5 primary-beam FWHM
+    would be 512 pixels of 0.86 deg, 440 deg; the suggestion stops where |l| reaches 1."""
+    uvw_m = np.array([[100.0, 0.0, 0.0], [0.0, 60.0, 0.0], [30.0, 30.0, 0.0]])
+    three_antenna_ms(tmp_path / "lwa.ms", uvw_m, 5.0e7, diameter_m=2.0)
+    s = summarise_ms(tmp_path / "lwa.ms")
+    cell_rad = SPEED_OF_LIGHT_M_S / (4 * 100.0 * 5.0e7)  # 0.015 rad
+    assert s.suggested_cell_rad == pytest.approx(cell_rad)
+    assert s.suggested_npix == 132 and 66 * cell_rad < 1 <= 67 * cell_rad  # |l| to 0.99
+    assert "Suggested size    132 pixels" in format_summary(s)
+    assert "to the horizon" in format_summary(s)

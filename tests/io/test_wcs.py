@@ -11,7 +11,7 @@ import pytest
 from astropy.wcs import WCS
 
 from skarim.errors import InputError
-from skarim.io.wcs import ImageWCS
+from skarim.io.wcs import ImageWCS, beyond_horizon, horizon_npix
 
 CELL_RAD = math.radians(1.5 / 3600)
 
@@ -162,3 +162,24 @@ def test_is_immutable():
 def test_rejects_bad_geometry(changes, match):
     with pytest.raises(InputError, match=match):
         make_wcs(**changes)
+
+
+def test_beyond_horizon_is_where_the_sin_projection_has_no_sky():
+    """Against astropy's WCS of the image's own header: NaN where SIN has no sky."""
+    wcs = make_wcs(npix_x=64, npix_y=48, cell_rad=math.radians(3.0))  # |l| up to 1.68
+    ra, _ = WCS(wcs.header()).celestial.pixel_to_world_values(*np.mgrid[0:64, 0:48])
+    no_sky = ~np.isfinite(ra.T)  # (48, 64) FITS order
+    whole = beyond_horizon(64, 48, wcs.cell_rad, (0, 48), (0, 64))
+    np.testing.assert_array_equal(whole, no_sky)
+    assert 0 < no_sky.sum() < no_sky.size
+    block = beyond_horizon(64, 48, wcs.cell_rad, (10, 30), (40, 64))  # a block of it
+    np.testing.assert_array_equal(block, no_sky[10:30, 40:64])
+    assert beyond_horizon(64, 48, wcs.cell_rad, (20, 28), (28, 36)) is None  # the centre
+    assert beyond_horizon(64, 48, CELL_RAD, (0, 48), (0, 64)) is None  # a narrow field
+
+
+def test_horizon_npix_reaches_the_horizon_along_the_axes():
+    for cell_rad in (0.0272, 0.01, 0.25, math.radians(0.6)):
+        n = horizon_npix(cell_rad)
+        assert n % 2 == 0 and n / 2 * cell_rad < 1.0 <= (n / 2 + 1) * cell_rad
+        assert beyond_horizon(n, n, cell_rad, (n // 2, n // 2 + 1), (0, n)) is None
