@@ -46,6 +46,8 @@ def write_stokes_i_ms(
     corr_types: tuple[str, ...] | None = None,
     phase_dir_rad: tuple[float, float] = (1.2, -0.5),
     weight_spectrum: np.ndarray | None = None,
+    telescope: str = "TEST",
+    diameter_m: float = 12.0,
 ) -> Path:
     """Write an MS whose parallel hands both hold ``vis_i`` (unpolarised sky).
 
@@ -57,6 +59,8 @@ def write_stokes_i_ms(
         Correlation order; default ``XX XY YX YY`` or ``RR RL LR LL``.
     weight_spectrum : numpy.ndarray, optional
         ``(nrow, nchan)`` per-channel weight of each hand (WEIGHT_SPECTRUM).
+    telescope, diameter_m : str, float
+        OBSERVATION ``TELESCOPE_NAME`` and every antenna's ``DISH_DIAMETER``, metres.
     """
     nrow, nchan = vis_i.shape
     if corr_types is None:
@@ -79,8 +83,8 @@ def write_stokes_i_ms(
         path,
         antenna_itrf_m=np.array([5e6, 2e6, -3e6]) + rng.normal(size=(nant, 3)) * 100,
         antenna_names=[f"T{i}" for i in range(nant)],
-        antenna_diameter_m=np.full(nant, 12.0),
-        telescope="TEST",
+        antenna_diameter_m=np.full(nant, diameter_m),
+        telescope=telescope,
         time_s=5.0e9 + (np.arange(nrow) // len(a1)) * 10.0,
         ant1=a1[idx],
         ant2=a2[idx],
@@ -91,6 +95,42 @@ def write_stokes_i_ms(
         weight=np.repeat(np.asarray(w, np.float32)[:, None], ncorr, axis=1),
         weight_spectrum=None if ws is None else ws.astype(np.float32),
         phase_dirs_rad=np.array([phase_dir_rad]),
+    )
+    return path
+
+
+def three_antenna_ms(
+    path: Path,
+    uvw_m: np.ndarray,
+    freq_hz: float,
+    *,
+    diameter_m: float = 12.0,
+    extra_columns: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Three antennas, their three baselines at one time, one channel, XX YY holding 1 Jy.
+
+    Parameters
+    ----------
+    uvw_m : numpy.ndarray
+        ``(3, 3)`` UVW of baselines 0-1, 0-2 and 1-2, metres.
+    extra_columns : dict, optional
+        Further ``(3, 1, 2)`` main-table columns (``CORRECTED_DATA``...).
+    """
+    write_ms(
+        path,
+        antenna_itrf_m=np.array([5.1e6, 2.0e6, -3.0e6]) + np.arange(9).reshape(3, 3) * 100.0,
+        antenna_names=["A", "B", "C"],
+        antenna_diameter_m=np.full(3, diameter_m),
+        telescope="TEST",
+        time_s=np.full(3, 5.0e9),
+        ant1=np.array([0, 0, 1]),
+        ant2=np.array([1, 2, 2]),
+        uvw_m=uvw_m,
+        spectral_windows=[SpectralWindow(np.array([freq_hz]), 1e4)],
+        data=np.ones((3, 1, 2), dtype=np.complex64),
+        corr_types=("XX", "YY"),
+        weight=np.ones((3, 2)),
+        extra_columns=extra_columns,
     )
     return path
 

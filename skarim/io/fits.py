@@ -43,8 +43,9 @@ from skarim.io.wcs import ImageWCS
 
 __all__ = ["BUNITS", "write_cube", "read_cube"]
 
-BUNITS = ("JY/BEAM", "JY/PIXEL")
-"""Brightness units of skarim's products: dirty, residual, restored, PSF; model."""
+BUNITS = ("JY/BEAM", "JY/PIXEL", "")
+"""Brightness units of skarim's products: dirty, residual, restored, PSF; model; primary beam
+(dimensionless, ``BUNIT = ''``)."""
 
 _ARCSEC_PER_DEG = 3600.0
 
@@ -169,7 +170,8 @@ def _cube_header(
     it writes for the whole array, and no pixel is allocated.
     """
     if bunit not in BUNITS:
-        raise InputError(f"bunit {bunit!r} is not one of {', '.join(BUNITS)}")
+        units = ", ".join(u or "''" for u in BUNITS)
+        raise InputError(f"bunit {bunit!r} is not one of {units}")
     if channel_beams is not None and len(channel_beams) != wcs.nchan:
         raise InputError(f"{len(channel_beams)} channel beams for {wcs.nchan} channels")
 

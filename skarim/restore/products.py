@@ -20,6 +20,19 @@ written beside the cubes when the run has more than one output channel:
 - one plane at the centre of the band the channels span, ``CDELT3`` the span; its beam (the
   MFS PSF's) in ``BMAJ/BMIN/BPA`` only, without a ``BEAMS`` table.
 
+Pixels beyond the horizon (``l^2 + m^2 >= 1``, :func:`skarim.io.wcs.beyond_horizon`) are
+NaN in every product, as CASA writes them; the store holds 0 there, so that restoring and
+deconvolving never meet a NaN. Any other NaN or infinite pixel stops the product's writing
+with an :class:`~skarim.errors.InputError`: no product holds one in silence.
+
+With ``--apply-primary-beam`` (:mod:`skarim.restore.primary_beam`), ``<name>-pb.fits`` holds the
+primary beam (dimensionless, ``BTYPE = 'Beam'``), a plane per channel at its frequency, and
+``<name>-image-pb.fits`` the restored image divided by it, NaN where the beam is below
+``--primary-beam-limit``; ``MFS-pb`` is the channels' beams averaged with the MFS weights and
+``MFS-image-pb`` the MFS image divided by it. WSClean names its corrected image alike
+(``-image-pb``) and its beam ``-beam-0``; ``pb`` is CASA's name. Both carry the beam model in a
+``HISTORY`` line.
+
 Every file carries the standard keywords: ``ORIGIN``, ``DATE-OBS``, ``EQUINOX``, ``RADESYS``,
 ``SPECSYS``, ``BTYPE``, ``BUNIT`` (``JY/PIXEL`` for models, ``JY/BEAM`` otherwise) and
 ``HISTORY`` lines holding skarim's version, the command line and the run configuration.
@@ -38,8 +51,9 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +65,8 @@ from skarim.config import RunConfig
 from skarim.errors import InputError
 from skarim.io.fits import write_cube
 from skarim.io.store import RunStore
-from skarim.io.wcs import ImageWCS
+from skarim.io.wcs import ImageWCS, beyond_horizon
+from skarim.restore.primary_beam import beam_rows, corrected_bands, load_primary_beam
 from skarim.restore.restore import RowReader, restore_bands
 
 __all__ = [
@@ -167,25 +182,17 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
             beams=beams,
             history=history,
         )
+    if cfg.output.apply_primary_beam:
+        out.update(_write_beam_products(store, cfg, names, beams, history))
     if wcs.nchan > 1:
         weights = mfs_weights(store)
-        psf = store.array("psf")
-        mfs_psf = _weighted_rows(psf, weights)(0, psf.shape[1])  # (2t, 2t): tile-sized
-        mfs_beam = fit_beam(mfs_psf, wcs.cell_rad)
+        mfs_psf, mfs_beam = _mfs_psf(store, weights)
         plane_wcs = mfs_wcs(wcs)
         for name in names:
             if name == "psf":
                 bands: Iterator[np.ndarray] = iter([mfs_psf])
             elif name == "image":
-                model = store.array("model")
-                bands = restore_bands(
-                    _weighted_rows(model, weights),
-                    _weighted_rows(store.array("residual"), weights),
-                    mfs_beam,
-                    wcs.cell_rad,
-                    model.shape[1:],
-                    store.tile,
-                )
+                bands = _mfs_image_bands(store, weights, mfs_beam)
             else:
                 arr = store.array(name)
                 bands = _row_bands(_weighted_rows(arr, weights), arr.shape[1], store.tile)
@@ -201,21 +208,120 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
     return out
 
 
+def _write_beam_products(
+    store: RunStore, cfg: RunConfig, names: tuple[str, ...], beams: list[Beam], history: list[str]
+) -> dict[str, Path]:
+    """``pb`` and, with ``image`` among ``names``, ``image-pb``; their MFS planes with more than
+    one channel (module docstring)."""
+    wcs, limit = store.wcs, cfg.output.primary_beam_limit
+    model = load_primary_beam(cfg.read.ms, wcs)
+    history = [*history, f"skarim primary beam: {model.describe()}; limit {limit:g}"]
+    planes = [("", wcs, np.eye(wcs.nchan), common_beam(beams), beams)]
+    if wcs.nchan > 1:
+        weights = mfs_weights(store)
+        planes.append(("MFS-", mfs_wcs(wcs), weights[None, :], _mfs_psf(store, weights)[1], None))
+    out: dict[str, Path] = {}
+    for prefix, plane_wcs, plane_weights, beam, per_channel in planes:
+        rows = beam_rows(model, wcs, plane_weights)
+        pb_bands = (
+            band
+            for plane in range(len(plane_weights))
+            for band in _row_bands(partial(rows, plane), wcs.npix_y, store.tile)
+        )
+        out[f"{prefix}pb"] = _write(
+            cfg.output.product_path(f"{prefix}pb"), pb_bands, plane_wcs,
+            unit="", beam=None, beams=None, history=history, btype="Beam",
+        )  # fmt: skip
+        if "image" not in names:
+            continue
+        image = (
+            _mfs_image_bands(store, plane_weights[0], beam)
+            if prefix
+            else _cube_bands(store, "image", beams)
+        )
+        out[f"{prefix}image-pb"] = _write(
+            cfg.output.product_path(f"{prefix}image-pb"), image, plane_wcs,
+            unit=PRODUCTS["image"], beam=beam, beams=per_channel, history=history,
+            correct=partial(corrected_bands, rows=rows, npix_y=wcs.npix_y, limit=limit),
+        )  # fmt: skip
+    return out
+
+
+def _mfs_psf(store: RunStore, weights: np.ndarray) -> tuple[np.ndarray, Beam]:
+    """The MFS PSF, tile-sized ``(2t, 2t)``, and the clean beam fitted to it."""
+    psf = store.array("psf")
+    mfs_psf = _weighted_rows(psf, weights)(0, psf.shape[1])  # (2t, 2t)
+    return mfs_psf, fit_beam(mfs_psf, store.wcs.cell_rad)
+
+
+def _mfs_image_bands(store: RunStore, weights: np.ndarray, beam: Beam) -> Iterator[np.ndarray]:
+    """The MFS image's bands: ``MFS-model (*) beam + MFS-residual``."""
+    model = store.array("model")
+    return restore_bands(
+        _weighted_rows(model, weights),
+        _weighted_rows(store.array("residual"), weights),
+        beam,
+        store.wcs.cell_rad,
+        model.shape[1:],
+        store.tile,
+    )
+
+
 def _write(
     path: Path,
     bands: Iterator[np.ndarray],
     wcs: ImageWCS,
     *,
     unit: str,
-    beam: Beam,
+    beam: Beam | None,
     beams: list[Beam] | None,
     history: list[str],
+    btype: str = "Intensity",
+    correct: Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]] | None = None,
 ) -> Path:
+    """Write one product: its bands checked finite, then ``correct``-ed if given (the primary
+    beam's correction, which leaves NaN), then NaN beyond the horizon."""
+    checked = _finite(bands, path, wcs)
     written = write_cube(
-        path, bands, wcs, bunit=unit, beam=beam, channel_beams=beams, history=history
+        path,
+        _blank_horizon(correct(checked) if correct else checked, wcs),
+        wcs,
+        bunit=unit,
+        beam=beam,
+        channel_beams=beams,
+        btype=btype,
+        history=history,
     )
     log.info("wrote %s", path)
     return written
+
+
+def _finite(bands: Iterator[np.ndarray], path: Path, wcs: ImageWCS) -> Iterator[np.ndarray]:
+    """``bands`` as they are; an :class:`InputError` at the first NaN or infinite pixel, so that
+    the product is not written (:func:`skarim.io.fits.write_cube` drops its temporary file)."""
+    row = 0
+    for band in bands:
+        bad = int(np.count_nonzero(~np.isfinite(band)))
+        if bad:
+            raise InputError(
+                f"{path} not written: {bad} NaN or infinite pixel(s) in channel "
+                f"{row // wcs.npix_y}, rows {row % wcs.npix_y}-"
+                f"{(row + band.shape[0] - 1) % wcs.npix_y}"
+            )
+        row += band.shape[0]
+        yield band
+
+
+def _blank_horizon(bands: Iterator[np.ndarray], wcs: ImageWCS) -> Iterator[np.ndarray]:
+    """``bands`` (consecutive row bands of each plane in turn) with NaN beyond the horizon."""
+    y0 = 0
+    for band in bands:
+        rows = (y0, y0 + band.shape[0])
+        horizon = beyond_horizon(wcs.npix_x, wcs.npix_y, wcs.cell_rad, rows, (0, wcs.npix_x))
+        if horizon is not None:
+            band = np.where(horizon, np.float32(np.nan), band).astype(band.dtype, copy=False)
+        y0 = rows[1] % wcs.npix_y
+        yield band
 
 
 def _cube_bands(store: RunStore, name: str, beams: list[Beam]) -> Iterator[np.ndarray]:
