@@ -5,7 +5,11 @@
 :class:`distributed.Client`, as a context manager: a ``LocalCluster`` of worker processes
 sized to this machine (the default), a running scheduler joined by address
 (``--scheduler tcp://host:8786``), or SLURM/PBS jobs started by dask-jobqueue from a recipe
-(``--cluster slurm --cluster-config pipelines/slurm.yaml``).
+(``--cluster slurm --cluster-config pipelines/slurm.yaml``). Every cluster's workers log the
+batch job they run in (:class:`~skarim.run.batch_jobs.BatchJobRecorder`) for the run's summary.
+
+Inside a SLURM job (a whole run submitted with ``pipelines/slurm-run.sbatch``) the local
+cluster is sized to the job's CPUs and memory, not the node's.
 """
 
 from __future__ import annotations
@@ -26,12 +30,28 @@ __all__ = ["run_plan", "open_cluster"]
 log = logging.getLogger("skarim")
 
 
-def _machine() -> tuple[int, int, int]:
-    """Cores, memory (bytes) and GPUs of this machine."""
+def _machine(count_gpus: bool = True) -> tuple[int, int, int]:
+    """Cores, memory (bytes) and GPUs of this machine, or of the SLURM job this process is in.
+
+    A job's share comes from ``SLURM_CPUS_ON_NODE`` and ``SLURM_MEM_PER_NODE`` (MiB) or
+    ``SLURM_MEM_PER_CPU`` (MiB per CPU): a node's other jobs keep theirs. GPUs are counted
+    by torch, which a run that needs none (``count_gpus`` False) does not import: 0 then.
+    """
     import psutil
+
+    cores = len(os.sched_getaffinity(0))
+    memory = psutil.virtual_memory().total
+    env = os.environ
+    cores = min(cores, int(env.get("SLURM_CPUS_ON_NODE", cores)))
+    if "SLURM_MEM_PER_NODE" in env:
+        memory = min(memory, int(env["SLURM_MEM_PER_NODE"]) * 2**20)
+    elif "SLURM_MEM_PER_CPU" in env:
+        memory = min(memory, int(env["SLURM_MEM_PER_CPU"]) * 2**20 * cores)
+    if not count_gpus:
+        return cores, memory, 0
     import torch
 
-    return len(os.sched_getaffinity(0)), psutil.virtual_memory().total, torch.cuda.device_count()
+    return cores, memory, torch.cuda.device_count()
 
 
 def _plan_device(cfg: RunConfig) -> str:
@@ -57,7 +77,7 @@ def run_plan(cfg: RunConfig) -> tuple[WorkerPlan, int]:
         return WorkerPlan(1, cl.threads_per_worker or 1, 0), 1
     if cl.scheduler is not None:
         return WorkerPlan(1, cl.threads_per_worker or 1, 0), 1
-    cores, memory, gpus = _machine()
+    cores, memory, gpus = _machine(count_gpus=device != "cpu")
     plan = plan_workers(
         cores,
         memory,
@@ -87,10 +107,12 @@ def open_cluster(cfg: RunConfig) -> Iterator[Any]:
     Raises
     ------
     InputError
-        For ``sync``, which runs without Dask, or when the cluster cannot start or the
-        scheduler cannot be reached.
+        For ``sync``, which runs without Dask, or when the cluster cannot start, the
+        scheduler cannot be reached, or its workers cannot import skarim.
     """
     from distributed import Client
+
+    from skarim.run.batch_jobs import BatchJobRecorder
 
     cl = cfg.cluster
     if cl.kind is ClusterKind.sync:
@@ -105,7 +127,25 @@ def open_cluster(cfg: RunConfig) -> Iterator[Any]:
         except OSError as exc:  # the scheduler is unreachable, or a port or file is missing
             where = cl.scheduler or f"a {cl.kind} cluster"
             raise InputError(f"cannot start or reach {where}: {exc}") from exc
+        _check_workers(client)  # before anything of skarim is sent to them
+        client.register_plugin(BatchJobRecorder())
         yield client
+
+
+def _check_workers(client: Any) -> None:
+    """Raise unless every connected worker can import skarim's tasks.
+
+    A worker that cannot (another environment, a broken install) would drop every task it is
+    sent, and the run would wait for ever. ``exec`` is sent rather than a function of skarim,
+    which such a worker could not even unpickle.
+    """
+    try:
+        client.run(exec, "import skarim.run.tasks")
+    except Exception as exc:  # whatever the worker's import raised, re-raised here by Dask
+        raise InputError(
+            f"the Dask workers cannot import skarim's tasks ({type(exc).__name__}: {exc}); "
+            "they must run the same skarim as this process"
+        ) from None
 
 
 def _start_cluster(cfg: RunConfig):  # noqa: ANN202 - a distributed or dask-jobqueue cluster
