@@ -33,7 +33,8 @@ def dask_setup(nanny: Any) -> None:
     costs CPU time on every tile batch. skarim's tasks keep their memory bounded
     by the tile batch, so the worker starts with glibc's defaults instead.
     """
-    nanny.pre_spawn_env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    nanny.pre_spawn_env.pop("MALLOC_TRIM_THRESHOLD_", None)  # the process starts without it
+    nanny.env.pop("MALLOC_TRIM_THRESHOLD_", None)  # and it is not set once it runs
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,12 @@ def ms(tmp_path_factory):
     return write_stokes_i_ms(tmp / "pt.ms", uvw, freq, vis, phase_dir_rad=phase)
 
 
+def _worker_env(name):
+    """A variable of the process this runs in (``os.environ.get`` itself would be pickled
+    with the caller's environment)."""
+    return os.environ.get(name)
+
+
 @pytest.fixture(scope="module")
 def client():
     cluster = LocalCluster(
@@ -104,7 +110,7 @@ def client():
     )
     with cluster, Client(cluster) as client:
         # the preload drops Dask's malloc setting that doubles the RIM's CPU time
-        assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+        assert set(client.run(_worker_env, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
         yield client
 
 
