@@ -20,6 +20,7 @@ def hogbom(
     gain: float = 0.1,
     threshold_sigma: float = 3.0,
     max_iter: int = 20000,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Hogbom CLEAN of a tile.
 
@@ -35,6 +36,8 @@ def hogbom(
         Loop gain.
     max_iter : int
         Iteration cap.
+    mask : numpy.ndarray, optional
+        ``(t, t)`` bool: components only where True (a CLEAN mask).
 
     Returns
     -------
@@ -45,8 +48,9 @@ def hogbom(
     residual = np.array(dirty, dtype=np.float64)
     model = np.zeros_like(residual)
     stop = threshold_sigma * sigma
+    inside = np.ones_like(residual) if mask is None else mask.astype(np.float64)
     for _ in range(max_iter):
-        iy, ix = np.unravel_index(np.argmax(np.abs(residual)), residual.shape)
+        iy, ix = np.unravel_index(np.argmax(np.abs(residual) * inside), residual.shape)
         peak = residual[iy, ix]
         if abs(peak) <= stop:
             break

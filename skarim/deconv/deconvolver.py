@@ -36,20 +36,35 @@ class WindowBatch:
         ``x0`` is None), Jy/beam.
     psf : numpy.ndarray
         ``(2p, 2p)`` PSF of the channel with peak 1 at ``(p, p)``.
-    sigma : float
-        The channel's robust noise for this cycle, Jy/beam.
+    sigma : float or numpy.ndarray
+        The channel's robust noise for this cycle, Jy/beam, or ``(batch,)`` one per window
+        (the noise around each tile, ``DeconvConfig.local_rms``).
     x0 : numpy.ndarray or None
         ``(batch, w, w)`` model windows of the previous cycle, Jy/pixel; None in the first
         cycle.
     core : slice
         Where each window's tile sits along both axes (``[margin, margin + tile)``).
+    mask : numpy.ndarray or None
+        ``(batch, w, w)`` bool, True where the model may hold flux (:mod:`skarim.io.mask`);
+        None: everywhere. A deconvolver finds sources only inside and leaves no flux
+        outside.
     """
 
     residual: np.ndarray
     psf: np.ndarray
-    sigma: float
+    sigma: float | np.ndarray
     x0: np.ndarray | None
     core: slice
+    mask: np.ndarray | None = None
+
+    @property
+    def sigmas(self) -> np.ndarray:
+        """``(batch,)`` noise of each window, Jy/beam."""
+        return np.broadcast_to(np.asarray(self.sigma, dtype=np.float64), (len(self.residual),))
+
+    def in_mask(self, image: np.ndarray) -> np.ndarray:
+        """``(batch, w, w)`` windows zeroed outside the mask (as they are without one)."""
+        return image if self.mask is None else np.where(self.mask, image, 0)
 
 
 class TileDeconvolver(Protocol):

@@ -25,7 +25,12 @@ __all__ = ["polish_windows", "HogbomPolish"]
 
 
 def polish_windows(
-    residual: np.ndarray, psf: np.ndarray, sigma: float, x0: np.ndarray, deconv: DeconvConfig
+    residual: np.ndarray,
+    psf: np.ndarray,
+    sigma: float | np.ndarray,
+    x0: np.ndarray,
+    deconv: DeconvConfig,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """A polish pass: ``x0`` plus Hogbom CLEAN of each window of its residual.
 
@@ -39,12 +44,15 @@ def polish_windows(
         ``(batch, w, w)`` windows of the exact residual of ``x0``, Jy/beam.
     psf : numpy.ndarray
         ``(2p, 2p)`` PSF with peak 1 at ``(p, p)``.
-    sigma : float
-        The residual's noise, Jy/beam; minor iterations stop at ``deconv.polish_sigma`` times it.
+    sigma : float or numpy.ndarray
+        The residual's noise, Jy/beam, or ``(batch,)`` one per window; minor iterations stop
+        at ``deconv.polish_sigma`` times it.
     x0 : numpy.ndarray
         ``(batch, w, w)`` current model windows, Jy/pixel.
     deconv : DeconvConfig
         ``polish_sigma`` and ``polish_gain``.
+    mask : numpy.ndarray, optional
+        ``(batch, w, w)`` bool: components only where True.
 
     Returns
     -------
@@ -53,15 +61,17 @@ def polish_windows(
         back flux the RIM put where there is none), and how many windows were within the
         threshold.
     """
-    stop = deconv.polish_sigma * sigma
-    busy = np.flatnonzero(np.abs(residual).max(axis=(1, 2)) > stop)  # windows CLEAN works on
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(residual),))
+    stop = deconv.polish_sigma * sigmas
+    searched = np.abs(residual) if mask is None else np.where(mask, np.abs(residual), 0)
+    busy = np.flatnonzero(searched.max(axis=(1, 2)) > stop)  # windows CLEAN works on
     out = np.array(x0, dtype=np.float32)  # (batch, w, w)
     if busy.size:
         psf_w = fit_psf(psf, residual.shape[-1])  # (2w, 2w)
         for i in busy:
             step = hogbom(
-                residual[i], psf_w, sigma, gain=deconv.polish_gain,
-                threshold_sigma=deconv.polish_sigma,
+                residual[i], psf_w, float(sigmas[i]), gain=deconv.polish_gain,
+                threshold_sigma=deconv.polish_sigma, mask=None if mask is None else mask[i],
             )  # fmt: skip
             out[i] = (x0[i] + step).astype(np.float32)
     return out, len(residual) - busy.size
@@ -93,4 +103,6 @@ class HogbomPolish:
             :func:`polish_windows` of the batch: the model windows, and how many windows
             were left as they were (nothing in them above the stopping threshold).
         """
-        return polish_windows(batch.residual, batch.psf, batch.sigma, batch.x0, self.deconv)
+        return polish_windows(
+            batch.residual, batch.psf, batch.sigma, batch.x0, self.deconv, batch.mask
+        )

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from skarim.beam import beam_area, fwhm_to_sigma, psf_fwhm_pix, smooth_gaussian_truncated
-from skarim.config import RunConfig
-from skarim.deconv.noise import channel_sigma
+from skarim.config import GridConfig, RunConfig
+from skarim.deconv.noise import channel_sigma, local_box_pix, local_sigma
 from skarim.deconv.tiles import tile_windows
 from skarim.imaging.plan import ChannelGroup
 from skarim.imaging.residual import ResidualSums, residual_channels, residual_stats
 from skarim.io.store import RunStore
+from skarim.io.wcs import beyond_horizon
 
 __all__ = ["REFUSE_RTOL", "PRUNE_SPAN_TILES", "ChannelCycleStats", "finish_cycle"]
 
@@ -143,10 +144,9 @@ def finish_cycle(
     list of ChannelCycleStats
         One per channel of ``groups``, in order.
     """
-    t = cfg.grid.tile
     rim_phase = cycle <= cfg.deconv.major_cycles
     last = cfg.deconv.major_cycles if rim_phase else cfg.deconv.total_cycles
-    before = [_previous_rms(store, g.index, cycle, t) for g in groups]
+    before = [_previous_rms(store, g.index, cycle, cfg.grid) for g in groups]
     floor = 1 - REFUSE_RTOL
     if candidate is None:
         candidate_stats = residual_channels(
@@ -231,13 +231,17 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
     goes, while a source the data hold stays. ``noise`` is the residual's robust noise
     (:func:`skarim.deconv.noise.channel_sigma`), Jy/beam. Works on blocks of one tile row
     by :data:`PRUNE_SPAN_TILES` tiles, each with a halo of four smoothing widths, so memory
-    follows the tile size, not the image's.
+    follows the tile size, not the image's. With ``DeconvConfig.local_rms`` the noise is
+    each tile's own (:func:`skarim.deconv.noise.local_sigma`); with
+    ``DeconvConfig.auto_mask`` the pixels kept (inside any FITS mask) become the channel's
+    ``mask``, where the polish works.
     """
     t = cfg.grid.tile
-    fwhm = psf_fwhm_pix(store.array("psf")[chan])
+    psf = store.array("psf")[chan]
+    fwhm = psf_fwhm_pix(psf)
     width = fwhm_to_sigma(fwhm)
     halo = int(np.ceil(4 * width))
-    level = cfg.deconv.prune_sigma * noise
+    level = cfg.deconv.prune_sigma * _noise_map(store, chan, cfg, psf, noise)  # (nty, ntx)
     source = store.array("model_next")
     ny, nx = source.shape[1:]
     span = PRUNE_SPAN_TILES * t
@@ -251,17 +255,41 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
             smoothed = smooth_gaussian_truncated(block, width, halo) * beam_area(fwhm)  # Jy/beam
             core = (slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0))
             restored = smoothed[core] + store.array("residual")[chan, y0:y1, x0:x1]
-            keep = restored >= level
+            ty, tx = y0 // t, slice(x0 // t, -(-x1 // t))
+            here = np.repeat(level[ty, tx], t)[: x1 - x0]  # (x1 - x0,) each pixel's tile's
+            keep = restored >= here
             store.array("model")[chan, y0:y1, x0:x1] = np.where(keep, block[core], 0.0)
+            if cfg.deconv.auto_mask:
+                inside = store.array("mask")[chan, y0:y1, x0:x1] > 0
+                store.array("mask")[chan, y0:y1, x0:x1] = (keep & inside).astype(np.uint8)
 
 
-def _previous_rms(store: RunStore, chan: int, cycle: int, tile: int) -> float:
-    """RMS of the residual a cycle starts from: the dirty image's for the first, Jy/beam."""
+def _noise_map(
+    store: RunStore, chan: int, cfg: RunConfig, psf: np.ndarray, noise: float
+) -> np.ndarray:
+    """``(nty, ntx)`` noise of each tile, Jy/beam: ``noise`` everywhere, or the residual's
+    around each tile with ``DeconvConfig.local_rms``."""
+    g = cfg.grid
+    if not cfg.deconv.local_rms:
+        return np.full((g.ntile_y, g.ntile_x), noise)
+    box = local_box_pix(cfg.deconv, psf, g.tile + 2 * cfg.deconv.margin)
+    sigmas = np.empty((g.ntile_y, g.ntile_x))
+    for w in tile_windows(cfg):
+        sigmas[w.ty, w.tx] = local_sigma(store, chan, "residual", w, box)
+    return sigmas
+
+
+def _previous_rms(store: RunStore, chan: int, cycle: int, grid: GridConfig) -> float:
+    """RMS of the residual a cycle starts from: the dirty image's for the first, Jy/beam,
+    over the pixels of the sky (as the exact residuals count them)."""
     if cycle > 1:
         return float(store.array("rms")[chan])
     dirty = store.array("dirty")
+    nx, ny, t = grid.npix_x, grid.npix_y, grid.tile
     sq, n = 0.0, 0
-    for y0 in range(0, dirty.shape[1], tile):
-        rows = np.asarray(dirty[chan, y0 : y0 + tile], dtype=np.float64)
-        sq, n = sq + float((rows**2).sum()), n + rows.size
+    for y0 in range(0, ny, t):
+        rows = np.asarray(dirty[chan, y0 : y0 + t], dtype=np.float64)
+        horizon = beyond_horizon(nx, ny, grid.cell_rad, (y0, y0 + len(rows)), (0, nx))
+        sq += float((rows**2).sum())
+        n += rows.size - (0 if horizon is None else int(horizon.sum()))
     return float(np.sqrt(sq / max(n, 1)))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from skarim.beam import psf_fwhm_pix
+from skarim.config import DeconvConfig
 from skarim.deconv.tiles import TileWindow
 from skarim.io.store import RunStore
 
-__all__ = ["robust_sigma", "channel_sigma"]
+__all__ = ["robust_sigma", "channel_sigma", "local_sigma", "local_box_pix"]
 
 
 def robust_sigma(image: np.ndarray) -> float:
@@ -21,14 +23,15 @@ def robust_sigma(image: np.ndarray) -> float:
     Parameters
     ----------
     image : numpy.ndarray
-        Pixels of any shape, Jy/beam; non-finite ones are left out.
+        Pixels of any shape, Jy/beam; non-finite ones and exact zeros (the pixels beyond
+        the horizon, which hold no sky: :mod:`skarim.imaging.wgridder`) are left out.
 
     Returns
     -------
     float
-        ``1.4826 * MAD``, Jy/beam; 0 when no pixel is finite.
+        ``1.4826 * MAD``, Jy/beam; 0 when no pixel is left.
     """
-    finite = image[np.isfinite(image)]
+    finite = image[np.isfinite(image) & (image != 0)]
     if finite.size == 0:
         return 0.0
     return float(1.4826 * np.median(np.abs(finite - np.median(finite))))
@@ -56,3 +59,40 @@ def channel_sigma(store: RunStore, chan: int, source: str, wins: list[TileWindow
     pick = wins[:: max(1, len(wins) // 16)][:16]
     samples = [store.array(source)[(chan, *w.core)] for w in pick]
     return robust_sigma(np.concatenate([s.ravel() for s in samples]))
+
+
+def local_box_pix(deconv: DeconvConfig, psf: np.ndarray, window: int) -> int:
+    """Side of the box of :func:`local_sigma`, pixels: ``local_rms_window`` beams of ``psf``
+    (its main lobe's FWHM), at least ``window`` (a tile and its halo)."""
+    return max(window, int(np.ceil(deconv.local_rms_window * psf_fwhm_pix(psf))))
+
+
+def local_sigma(store: RunStore, chan: int, source: str, win: TileWindow, box_pix: int) -> float:
+    """Robust noise around one tile: a box of ``box_pix`` centred on it, cut to the image.
+
+    WSClean's ``-local-rms`` thresholds against a map of such noise figures
+    (:attr:`skarim.config.DeconvConfig.local_rms`).
+
+    Parameters
+    ----------
+    store : RunStore
+        The run's store.
+    chan : int
+        Output channel.
+    source : str
+        Image array read: ``dirty`` or ``residual``.
+    win : TileWindow
+        The tile.
+    box_pix : int
+        Side of the box, pixels (:func:`local_box_pix`).
+
+    Returns
+    -------
+    float
+        :func:`robust_sigma` of the box, Jy/beam.
+    """
+    ys, xs = win.core
+    cy, cx = (ys.start + ys.stop) // 2, (xs.start + xs.stop) // 2
+    y0, x0 = max(cy - box_pix // 2, 0), max(cx - box_pix // 2, 0)
+    box = store.array(source)[chan, y0 : y0 + box_pix, x0 : x0 + box_pix]
+    return robust_sigma(np.asarray(box))

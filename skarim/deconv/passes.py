@@ -17,9 +17,12 @@ is loaded once per worker process (:func:`skarim.deconv.weights.cached_rim`).
 
 from __future__ import annotations
 
+import numpy as np
+
 from skarim.config import RunConfig
 from skarim.deconv.deconvolver import TileDeconvolver, WindowBatch, phase_deconvolver
 from skarim.deconv.device import ComputeDevice
+from skarim.deconv.noise import local_box_pix, local_sigma
 from skarim.deconv.tiles import TileWindow, read_windows, tile_windows
 from skarim.io.store import RunStore
 
@@ -33,6 +36,8 @@ def deconvolve_tile_batch(
     cycle: int,
     wins: list[TileWindow],
     sigma: float,
+    masked: bool = False,
+    local_box_pix: int = 0,
 ) -> tuple[int, int]:
     """One pass of ``deconvolver`` over tiles of one tile row of a channel.
 
@@ -51,6 +56,11 @@ def deconvolve_tile_batch(
         Tiles of one tile row.
     sigma : float
         The channel's noise for this cycle, Jy/beam.
+    masked : bool
+        Deconvolve inside the store's ``mask`` only (:mod:`skarim.io.mask`).
+    local_box_pix : int
+        When positive, each tile's noise is the residual's around it, over a box of this
+        side (:func:`skarim.deconv.noise.local_sigma`), instead of ``sigma``.
 
     Returns
     -------
@@ -68,7 +78,12 @@ def deconvolve_tile_batch(
     x0 = None if cycle == 1 else read_windows(store.array("model"), chan, todo)
     psf = store.array("psf")[chan]
     m, t = todo[0].margin, todo[0].tile
-    out, skipped = deconvolver.deconvolve(WindowBatch(residual, psf, sigma, x0, slice(m, m + t)))
+    mask = read_windows(store.array("mask"), chan, todo) > 0 if masked else None  # (b, w, w)
+    sigmas: float | np.ndarray = sigma
+    if local_box_pix > 0:
+        sigmas = np.array([local_sigma(store, chan, source, w, local_box_pix) for w in todo])
+    batch = WindowBatch(residual, psf, sigmas, x0, slice(m, m + t), mask)
+    out, skipped = deconvolver.deconvolve(batch)
     for i, win in enumerate(todo):
         ys, xs = win.core
         # windows are indexed from the unclipped corner, so the core starts at pixel (m, m);
@@ -114,15 +129,20 @@ def deconvolve_rows(
         Tiles written (tiles already at ``cycle`` are left out) and, of those, the tiles
         whose RIM pass was skipped (:func:`deconvolve_tile_batch`).
     """
-    deconvolver = phase_deconvolver(cycle, cfg.deconv, device)
-    batch = cfg.deconv.batch_tiles
+    d = cfg.deconv
+    deconvolver = phase_deconvolver(cycle, d, device)
+    batch = d.batch_tiles
     wins = tile_windows(cfg)
+    masked = d.fits_mask is not None or (d.auto_mask and cycle > d.major_cycles)
+    box = 0
+    if d.local_rms:
+        box = local_box_pix(d, store.array("psf")[chan], cfg.grid.tile + 2 * d.margin)
     written = skipped = 0
     for ty in rows:
         row = [w for w in wins if w.ty == ty]
         for i in range(0, len(row), batch):
             done, idle = deconvolve_tile_batch(
-                store, deconvolver, chan, cycle, row[i : i + batch], sigma
+                store, deconvolver, chan, cycle, row[i : i + batch], sigma, masked, box
             )
             written, skipped = written + done, skipped + idle
     return written, skipped

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from skarim.config import DeconvConfig
 from skarim.deconv.device import ComputeDevice
 from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM
@@ -23,6 +22,7 @@ from skarim.deconv.tiles import fit_psf
 from skarim.deconv.weights import cached_rim
 
 if TYPE_CHECKING:
+    from skarim.config import DeconvConfig
     from skarim.deconv.deconvolver import WindowBatch
 
 __all__ = ["deconvolve_windows", "RimDeconvolver"]
@@ -33,7 +33,7 @@ def deconvolve_windows(
     model: RIM,
     residual: np.ndarray,
     psf: np.ndarray,
-    sigma: float,
+    sigma: float | np.ndarray,
     device: torch.device,
     x0: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -50,8 +50,8 @@ def deconvolve_windows(
         answers.
     psf : numpy.ndarray
         ``(2p, 2p)`` PSF with peak 1 at ``(p, p)``; zero-padded or cropped to ``(2w, 2w)``.
-    sigma : float
-        Image-domain noise, Jy/beam.
+    sigma : float or numpy.ndarray
+        Image-domain noise, Jy/beam: one for all windows or ``(batch,)`` one each.
     device : torch.device
         Where to run.
     x0 : numpy.ndarray, optional
@@ -69,10 +69,11 @@ def deconvolve_windows(
     # same bit for bit (windows never mix); a GPU takes the whole batch
     per_call = b if device.type == "cuda" else 1
     out = np.empty((b, w, w), dtype=np.float32)
+    sigmas = np.maximum(np.broadcast_to(np.asarray(sigma, dtype=np.float64), (b,)), 1e-12)
     for i in range(0, b, per_call):
         part = slice(i, i + per_call)
         d = torch.as_tensor(residual[part], dtype=torch.float32, device=device)  # (n, w, w)
-        s = torch.full((len(d),), max(float(sigma), 1e-12), dtype=torch.float32, device=device)
+        s = torch.as_tensor(sigmas[part], dtype=torch.float32, device=device)  # (n,)
         start = None
         if x0 is not None:
             start = torch.as_tensor(x0[part], dtype=torch.float32, device=device)  # (n, w, w)
@@ -121,6 +122,8 @@ class RimDeconvolver:
     def deconvolve(self, batch: WindowBatch) -> tuple[np.ndarray, int]:
         """The RIM's model of each window whose core holds a source; the others keep ``x0``.
 
+        With a mask, the source must be inside it, and the model is zero outside it.
+
         Returns
         -------
         tuple of (numpy.ndarray, int)
@@ -129,12 +132,16 @@ class RimDeconvolver:
         """
         residual, x0, core = batch.residual, batch.x0, batch.core
         out = np.zeros_like(residual) if x0 is None else x0.copy()  # (b, w, w)
-        peak = np.abs(residual[:, core, core]).max(axis=(1, 2))  # (b,) in the cores
-        busy = peak >= self.skip_sigma * batch.sigma
+        peak = np.abs(batch.in_mask(residual)[:, core, core]).max(axis=(1, 2))  # (b,) cores
+        sigmas = batch.sigmas
+        busy = peak >= self.skip_sigma * sigmas
+        if batch.mask is not None:  # a tile wholly outside the mask is left as it is
+            busy &= batch.mask[:, core, core].any(axis=(1, 2))
         skipped = int(np.count_nonzero(~busy))
         if busy.any():
             start = None if x0 is None else x0[busy]
-            out[busy] = deconvolve_windows(
-                self.model, residual[busy], batch.psf, batch.sigma, self.device, x0=start
+            found = deconvolve_windows(
+                self.model, residual[busy], batch.psf, sigmas[busy], self.device, x0=start
             )
+            out[busy] = found if batch.mask is None else np.where(batch.mask[busy], found, 0)
         return out, skipped

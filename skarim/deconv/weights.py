@@ -1,32 +1,29 @@
-"""RIM weights files: the shipped weights, reading, loading, saving and exporting them.
+"""RIM weights files: reading, loading, saving and exporting them.
 
 A weights file is a torch file of a plain mapping, ``{"rim_config": RIMConfig as a dict,
 "state_dict": the network's tensors}``, read with ``torch.load(weights_only=True)``, so
 loading one runs no code. :func:`load_rim` gives a network ready for inference (the
 shipped weights by default), :func:`cached_rim` the same once per process (a worker runs
 many tile passes), :func:`save_weights` writes a file and :func:`export_weights` ships a
-training run's best one into the package. A training run's full checkpoint (``state.pt``:
+training run's best one into the package. Which file a run uses, and its digest, is
+:mod:`skarim.deconv.weights_id`'s (no torch needed). A training run's full checkpoint (``state.pt``:
 optimiser, scheduler and random states besides the network) is not a weights file:
 :func:`skarim.train.trainer.train` reads and writes it itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from skarim.deconv.rim import RIM, RIMConfig
+from skarim.deconv.weights_id import shipped_weights_path
 from skarim.errors import WeightsError
 
 __all__ = [
-    "SHIPPED_WEIGHTS",
-    "shipped_weights_path",
-    "weights_sha256",
     "read_weights",
     "load_rim",
     "cached_rim",
@@ -35,31 +32,8 @@ __all__ = [
     "export_weights",
 ]
 
-#: File name of the weights shipped in the package (``skarim/weights/``).
-SHIPPED_WEIGHTS = "rim.pt"
-
 #: Loaded networks of this process, keyed by (weights path, device, layer dtype).
 _RIMS: dict[tuple[str, str, torch.dtype], RIM] = {}
-
-
-def shipped_weights_path() -> Path:
-    """Path of the weights shipped in the package."""
-    return Path(str(resources.files("skarim").joinpath("weights", SHIPPED_WEIGHTS)))
-
-
-def weights_sha256(path: Path | None) -> str:
-    """SHA-256 of a weights file's bytes (the shipped file for None), as hex.
-
-    Raises
-    ------
-    WeightsError
-        If the file does not exist.
-    """
-    path = shipped_weights_path() if path is None else Path(path)
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        raise WeightsError(f"RIM weights file {path} does not exist") from None
 
 
 def _read_blob(path: Path, device: torch.device | None = None) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class ResidualSums:
     sq_jy2 : float
         Sum of the squared residual, (Jy/beam)^2.
     npix : int
-        Pixels summed.
+        Pixels summed (those of the sky: beyond the horizon there is none).
     """
 
     channel: int
@@ -226,7 +226,8 @@ def _residual_batch(
                     group.index, block.y0 : block.y0 + block.ny, block.x0 : block.x0 + block.nx
                 ] = image.astype(np.float32)
                 sq[k] += float((image**2).sum())
-            npix += block.ny * block.nx
+            horizon = block.beyond_horizon()  # pixels of no sky: out of the RMS
+            npix += block.ny * block.nx - (0 if horizon is None else int(horizon.sum()))
     finally:
         kept.close()
     return [ResidualSums(g.index, sq[k], npix) for k, g in enumerate(groups)]

@@ -8,11 +8,13 @@ hold (:func:`task_limit`), the run is refused with an :class:`~skarim.errors.Inp
 naming the task, its memory and its largest arrays, the limit, and what to change so that it
 fits: ``--facet-pix``, the channels gridded together (``grid.memory_budget_mb``), the read
 chunk (``read.chunk_mb``), ``--tile`` or ``--workers``, each change tried on the same model
-and given with the memory it leaves.
+and given with the memory it leaves. :func:`in_process_if_faster` then runs a small job in
+this process when the same plan says a local cluster would not pay for its start.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,7 +27,17 @@ from skarim.run.costs import Costs, load_costs
 from skarim.run.observation import Observation, observation_of_ms
 from skarim.run.workers import WorkerPlan
 
-__all__ = ["DASK_TERMINATE", "gib", "preflight", "refusal", "rim_steps", "task_limit"]
+__all__ = [
+    "DASK_TERMINATE",
+    "gib",
+    "in_process_if_faster",
+    "preflight",
+    "refusal",
+    "rim_steps",
+    "task_limit",
+]
+
+log = logging.getLogger("skarim")
 
 DASK_TERMINATE = 0.95
 """Fraction of its memory limit at which Dask's nanny ends a worker process."""
@@ -93,6 +105,38 @@ def preflight(cfg: RunConfig, meta: MSMeta, costs: Costs | None = None) -> RunBu
     if message:
         raise InputError(message)
     return budget
+
+
+def in_process_if_faster(cfg: RunConfig, meta: MSMeta, budget: RunBudget | None) -> RunConfig:
+    """The run in this process (``sync``, every core to each task) when the plan says a
+    local cluster would not pay for its start; ``cfg`` as it is otherwise.
+
+    Only a local cluster the user did not size (no ``--workers``, ``--scheduler`` or
+    ``--cluster``) and without GPUs is replaced: small jobs then take about as long as
+    gridding them does. ``budget`` is :func:`preflight`'s plan of the run as configured.
+    """
+    cl = cfg.cluster
+    if budget is None or cl.kind is not ClusterKind.local or cl.scheduler or cl.n_workers:
+        return cfg
+    if budget.gpus or budget.workers < 2:
+        return cfg
+    cores = budget.workers * budget.threads
+    sync = cfg.model_copy(
+        update={
+            "cluster": cl.model_copy(update={"kind": ClusterKind.sync, "threads_per_worker": cores})
+        }
+    )
+    plan = WorkerPlan(1, cores, 0)
+    steps = rim_steps(cfg)
+    alone = plan_budget(sync, observation_of_ms(meta), plan, 1, load_costs(), rim_steps=steps)
+    if alone.wall_s >= budget.wall_s:
+        return cfg
+    log.info(
+        "a small job: it runs in this process (planned %.0f s, against %.0f s on a local "
+        "cluster of %d workers; --workers N starts one)",
+        alone.wall_s, budget.wall_s, budget.workers,
+    )  # fmt: skip
+    return sync
 
 
 def refusal(
