@@ -142,6 +142,7 @@ def _table(rows: list[dict]) -> str:
             f"{'plan MiB':>8} {'plan s':>7}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
+
         def f(key: str, fmt: str, row: dict = r) -> str:
             value = row.get(key)
             return format(value, fmt) if isinstance(value, int | float) else "-"
@@ -178,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{size}] {rows[-1]}", file=sys.stderr, flush=True)
     print(_table(rows))
     m = machine_info("cpu")
-    print(f"\n{m['cpu_model']}, {m['cpus_usable']} cores usable, {args.threads} workers")
+    print(
+        f"\n{m['cpu_model']}, {m['cpus_usable']} cores usable; 1 worker of {args.threads} "
+        "thread(s); plan s: every tile deconvolved in every cycle (an upper bound)"
+    )
     result = args.out / "scale.json"
     result.write_text(json.dumps({"machine": m, "rows": rows}, indent=1) + "\n")
     print(f"results: {result}")
