@@ -1,7 +1,7 @@
 """The exception family of skarim.
 
 Library code raises these; only the command-line interface turns them into one line on
-stderr and exit status 2.
+stderr and exit status 2 (:class:`RunInterrupted`: 128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = [
     "StoreMismatchError",
     "WeightsError",
     "DeviceError",
+    "RunInterrupted",
     "input_error",
 ]
 
@@ -40,6 +41,13 @@ class WeightsError(SkarimError):
 
 class DeviceError(SkarimError):
     """The compute device asked for is not available."""
+
+
+class RunInterrupted(SkarimError):
+    """A run stopped by SIGINT or SIGTERM; its message says what its store keeps.
+
+    The command line ends with exit status 128 + the signal's number (130, 143), not 2.
+    """
 
 
 def input_error(

@@ -3,7 +3,7 @@
 Flags follow WSClean where one exists (``--size 1024 1024``, ``--scale 1.5asec``,
 ``--weight briggs 0``, ``--channels-out 4``, ``--name``, ``--data-column``). Every
 :class:`~skarim.errors.SkarimError` and every usage error ends the program with one line on
-stderr and exit status 2.
+stderr and exit status 2; an interrupt with one line and 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -12,16 +12,25 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
+from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from skarim.cli.logs import ERR as _err
+from skarim.cli.logs import setup_logging as _setup_logging
 from skarim.cli.plan import plan_command
-from skarim.config import RunConfig, RunFlags
-from skarim.errors import InputError, SkarimError
+from skarim.config import (
+    DeconvConfig,
+    GridConfig,
+    OutputConfig,
+    ReadConfig,
+    RunConfig,
+    RunFlags,
+)
+from skarim.errors import InputError, RunInterrupted, SkarimError
+from skarim.run.signals import exit_status, interrupts, signal_name
 
 __all__ = ["app", "main"]
 
@@ -32,17 +41,18 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="skarim: radio-interferometric imaging with a learned deconvolver.",
 )
-_err = Console(stderr=True)
 log = logging.getLogger("skarim")
 
 
-def _setup_logging(quiet: bool) -> None:
-    if not log.handlers:
-        handler = RichHandler(console=_err, show_path=False, show_time=True, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
-    log.propagate = False
+def _opt(help_text: str, default: str | None = None, *names: str) -> Any:
+    """A typer option whose ``--help`` entry ends with ``[default: (default)]``, if given."""
+    return typer.Option(*names, help=help_text, show_default=default or False)
+
+
+def _shown(model: type[BaseModel], field: str) -> str:
+    """The default of a config field as ``--help`` shows it."""
+    default = model.model_fields[field].default
+    return str(getattr(default, "value", default))
 
 
 def _run_with_progress(cfg: RunConfig, quiet: bool) -> None:
@@ -72,70 +82,149 @@ def _run_with_progress(cfg: RunConfig, quiet: bool) -> None:
 @app.command()
 def image(
     ms: Annotated[Path, typer.Argument(help="Measurement Set to image.")],
-    size: Annotated[
-        str | None, typer.Option(help="Image size in pixels: N or 'N M' (x, y).")
+    size: Annotated[str | None, _opt("Image size in pixels: N or 'N M' (x, y); required.")] = None,
+    scale: Annotated[
+        str | None, _opt("Pixel size with units, e.g. 1.5asec (bare: degrees).", "0.01deg")
     ] = None,
-    scale: Annotated[str | None, typer.Option(help="Pixel size with units, e.g. 1.5asec.")] = None,
-    weight: Annotated[str | None, typer.Option(help="natural | uniform | 'briggs R'.")] = None,
-    channels_out: Annotated[int | None, typer.Option(help="Output channels.")] = None,
-    tile: Annotated[int | None, typer.Option(help="Tile side in pixels.")] = None,
+    weight: Annotated[
+        str | None, _opt("natural | uniform | 'briggs R'.", _shown(GridConfig, "weighting"))
+    ] = None,
+    taper_gaussian: Annotated[
+        str | None, _opt("FWHM of a Gaussian uv taper, e.g. 30asec (bare: arcsec).", "none")
+    ] = None,
+    minuv_l: Annotated[
+        float | None, _opt("Shortest uv distance imaged, wavelengths.", "none", "--minuv-l")
+    ] = None,
+    maxuv_l: Annotated[
+        float | None, _opt("Longest uv distance imaged, wavelengths.", "none", "--maxuv-l")
+    ] = None,
+    channels_out: Annotated[
+        int | None, _opt("Output channels.", _shown(GridConfig, "channels_out"))
+    ] = None,
+    tile: Annotated[
+        int | None, _opt("Tile side in pixels.", "256, or the image's side if smaller")
+    ] = None,
     facet_pix: Annotated[
         int | None,
-        typer.Option(help="Largest side gridded by one ducc0 call, pixels (whole tiles)."),
+        _opt("Largest side gridded by one ducc0 call, pixels.", _shown(GridConfig, "facet_pix")),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Prefix of the products.")] = None,
-    data_column: Annotated[str | None, typer.Option(help="Visibility column.")] = None,
-    field: Annotated[str | None, typer.Option(help="FIELD id or name.")] = None,
-    spw: Annotated[int | None, typer.Option(help="SPECTRAL_WINDOW id.")] = None,
-    channel_range: Annotated[str | None, typer.Option(help="Input channels 'START STOP'.")] = None,
-    dirty_only: Annotated[
-        bool, typer.Option("--dirty-only", help="Grid dirty and PSF only.")
-    ] = False,
-    config: Annotated[Path | None, typer.Option(help="YAML run configuration.")] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads",
-            "--threads-per-worker",
-            help="Threads each task hands to ducc0 and torch, under every scheduler "
-            "(default: the cores shared among the workers).",
+    name: Annotated[
+        str | None,
+        _opt(
+            "Prefix of the products (not WSClean's 'wsclean': skarim's never overwrite "
+            "WSClean's products in the same directory).",
+            _shown(OutputConfig, "name"),
         ),
     ] = None,
-    chunk_rows: Annotated[int | None, typer.Option(help="Rows read at a time.")] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a mismatched store.")
+    data_column: Annotated[
+        str | None, _opt("Visibility column.", "CORRECTED_DATA if present, else DATA")
+    ] = None,
+    field: Annotated[str | None, _opt("FIELD id or name.", _shown(ReadConfig, "field"))] = None,
+    spw: Annotated[
+        int | None,
+        _opt("SPECTRAL_WINDOW id (one; not WSClean's -spws list).", _shown(ReadConfig, "spw")),
+    ] = None,
+    channel_range: Annotated[str | None, _opt("Input channels 'START STOP'.", "all")] = None,
+    dirty_only: Annotated[bool, _opt("Grid dirty and PSF only.", "off", "--dirty-only")] = False,
+    config: Annotated[Path | None, _opt("YAML run configuration.", "none")] = None,
+    threads: Annotated[
+        int | None,
+        _opt(
+            "Threads each task hands to ducc0 and torch, under every scheduler.",
+            "the cores shared among the workers",
+            "--threads",
+            "--threads-per-worker",
+        ),
+    ] = None,
+    chunk_rows: Annotated[
+        int | None, _opt("Rows read at a time.", f"those of {_shown(ReadConfig, 'chunk_mb')} MiB")
+    ] = None,
+    overwrite: Annotated[bool, _opt("Replace a mismatched store.", "off", "--overwrite")] = False,
+    apply_primary_beam: Annotated[
+        bool,
+        _opt(
+            "Also write the primary beam <name>-pb.fits and the image corrected for it, "
+            "<name>-image-pb.fits (katbeam for MeerKAT, else the Airy pattern of the dishes).",
+            "off",
+            "--apply-primary-beam",
+        ),
     ] = False,
-    major_cycles: Annotated[int | None, typer.Option(help="Exact major cycles of the RIM.")] = None,
+    primary_beam_limit: Annotated[
+        float | None,
+        _opt(
+            "The corrected image is NaN where the beam is below this fraction of its peak.",
+            _shown(OutputConfig, "primary_beam_limit"),
+            "--primary-beam-limit",
+        ),
+    ] = None,
+    major_cycles: Annotated[
+        int | None, _opt("Exact major cycles of the RIM.", _shown(DeconvConfig, "major_cycles"))
+    ] = None,
     polish_cycles: Annotated[
         int | None,
-        typer.Option(help="Major cycles of Hogbom CLEAN on the RIM's residual (0: none)."),
+        _opt(
+            "Major cycles of Hogbom CLEAN on the RIM's residual (0: none).",
+            _shown(DeconvConfig, "polish_cycles"),
+        ),
     ] = None,
-    weights: Annotated[Path | None, typer.Option(help="RIM weights (default: shipped).")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda | auto.")] = None,
+    fits_mask: Annotated[
+        Path | None, _opt("FITS mask: deconvolve only where it is non-zero.", "none")
+    ] = None,
+    auto_mask: Annotated[
+        float | None,
+        _opt(
+            "Prune the RIM's model below N noise and polish only where it is kept.",
+            "none (prune at 5, polish everywhere)",
+        ),
+    ] = None,
+    auto_threshold: Annotated[
+        float | None,
+        _opt(
+            "The polish's minor iterations stop at N noise.", _shown(DeconvConfig, "polish_sigma")
+        ),
+    ] = None,
+    local_rms: Annotated[
+        bool, _opt("Thresholds against the noise around each tile.", "off", "--local-rms")
+    ] = False,
+    local_rms_window: Annotated[
+        float | None,
+        _opt("Side of the local noise box, beams.", _shown(DeconvConfig, "local_rms_window")),
+    ] = None,
+    weights: Annotated[Path | None, _opt("RIM weights.", "the shipped weights")] = None,
+    device: Annotated[
+        str | None, _opt("cpu | cuda | auto.", _shown(DeconvConfig, "device"))
+    ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option(
-            help="Address of a running Dask scheduler to join, or 'sync' to run in this "
-            "process without Dask (default: a local cluster sized to this machine)."
+        _opt(
+            "Address of a running Dask scheduler to join, or 'sync' to run in this process "
+            "without Dask.",
+            "a local cluster sized to this machine",
         ),
     ] = None,
     cluster: Annotated[
-        str | None, typer.Option(help="slurm | pbs: start workers as batch jobs.")
+        str | None, _opt("slurm | pbs: start workers as batch jobs.", "none")
     ] = None,
     cluster_config: Annotated[
-        Path | None, typer.Option(help="Job recipe for --cluster, e.g. pipelines/slurm.yaml.")
+        Path | None, _opt("Job recipe for --cluster, e.g. pipelines/slurm.yaml.", "none")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes, local cluster.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Warnings only.")] = False,
+    workers: Annotated[
+        int | None, _opt("Worker processes, local cluster.", "one per core, or per GPU")
+    ] = None,
+    quiet: Annotated[bool, _opt("Warnings only.", "off", "--quiet")] = False,
 ) -> None:
     """Image a Measurement Set into FITS cubes (WSClean-like flags); deconvolves by default."""
     _setup_logging(quiet)
     flags = RunFlags(
-        ms=ms, size=size, scale=scale, weight=weight, channels_out=channels_out, tile=tile,
+        ms=ms, size=size, scale=scale, weight=weight, taper_gaussian=taper_gaussian,
+        minuv_l=minuv_l, maxuv_l=maxuv_l, channels_out=channels_out, tile=tile,
         facet_pix=facet_pix,
         name=name, data_column=data_column, field=field, spw=spw, channel_range=channel_range,
         dirty_only=dirty_only, threads=threads, chunk_rows=chunk_rows, overwrite=overwrite,
+        apply_primary_beam=apply_primary_beam, primary_beam_limit=primary_beam_limit,
         major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,
+        fits_mask=fits_mask, auto_mask=auto_mask, auto_threshold=auto_threshold,
+        local_rms=local_rms, local_rms_window=local_rms_window,
         scheduler=scheduler, cluster=cluster, cluster_config=cluster_config, workers=workers,
     )  # fmt: skip
     cfg = RunConfig.from_flags(flags, config)
@@ -165,12 +254,10 @@ def simulate(
     points: Annotated[int, typer.Option(help="Point sources.")] = 12,
     gaussians: Annotated[int, typer.Option(help="Gaussian sources.")] = 3,
     dynamic_range: Annotated[float, typer.Option(help="Brightest / faintest.")] = 1000.0,
-    max_antennas: Annotated[int | None, typer.Option(help="Use the first N antennas.")] = None,
+    max_antennas: Annotated[int | None, _opt("Use the first N antennas.", "all")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    truth: Annotated[
-        Path | None, typer.Option(help="Truth FITS (default MS stem-truth.fits).")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing MS.")] = False,
+    truth: Annotated[Path | None, _opt("Truth FITS.", "the MS's stem + -truth.fits")] = None,
+    overwrite: Annotated[bool, _opt("Replace an existing MS.", "off", "--overwrite")] = False,
 ) -> None:
     """Simulate an observation of a random sky: a Measurement Set plus the true sky as FITS."""
     from skarim.config import parse_angle_rad
@@ -193,9 +280,7 @@ def simulate(
 @app.command()
 def train(
     config: Annotated[Path, typer.Option(help="Training recipe, pipelines/train/<name>.yaml.")],
-    export: Annotated[
-        Path | None, typer.Option(help="Copy the best weights here at the end.")
-    ] = None,
+    export: Annotated[Path | None, _opt("Copy the best weights here at the end.", "none")] = None,
 ) -> None:
     """Train the RIM on simulated problems (resumes from the run directory's state.pt)."""
     from skarim.deconv.weights import export_weights
@@ -235,7 +320,8 @@ def demo(
 
 @app.command()
 def info(ms: Annotated[Path, typer.Argument(help="Measurement Set.")]) -> None:
-    """Summarise a Measurement Set: rows, antennas, channels, feeds, fields, suggested cell."""
+    """Summarise a Measurement Set: rows per field, antennas, channels, feeds, data columns,
+    flagged fraction, suggested cell and size (at most to the horizon)."""
     from skarim.io.ms_summary import format_summary, summarise_ms
 
     typer.echo(format_summary(summarise_ms(ms)))
@@ -266,21 +352,38 @@ def _normalise_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _exit(line: str, status: int) -> None:
+    _err.print(line, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(status)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``skarim`` console script."""
+    """Entry point of the ``skarim`` console script.
+
+    Exit status (README, "Exit statuses"): 0 done; 2 one line naming the problem (bad input,
+    an output that cannot be written, a store in use, an I/O error); 130 or 143 stopped by
+    SIGINT or SIGTERM (:mod:`skarim.run.signals`), with one line saying what the store keeps;
+    1 with a traceback only for a bug.
+    """
     args = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
-    try:
-        app(args=args, prog_name="skarim", standalone_mode=False)
-    except SkarimError as exc:
-        _err.print(f"skarim: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        _err.print("skarim: interrupted", markup=False)
-        sys.exit(130)
-    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        _err.print(
-            f"skarim: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True
-        )
-        sys.exit(2)
+    with interrupts() as received:
+        try:
+            status = app(args=args, prog_name="skarim", standalone_mode=False)
+            if status == 130:  # typer's answer to a KeyboardInterrupt outside a run
+                raise KeyboardInterrupt
+            if isinstance(status, int) and status:
+                sys.exit(status)
+        except KeyboardInterrupt:
+            _exit(f"skarim: interrupted by {signal_name(received)}", exit_status(received))
+        except RunInterrupted as exc:
+            _exit(f"skarim: interrupted by {signal_name(received)}: {exc}", exit_status(received))
+        except SkarimError as exc:
+            _exit(f"skarim: error: {exc}", 2)
+        except OSError as exc:  # a write error outside a run: a full disk, a read-only folder
+            _exit(f"skarim: error: {exc}", 2)
+        except typer.Exit as exc:
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _exit(f"skarim: interrupted by {signal_name(received)}", exit_status(received))
+        except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+            _exit(f"skarim: error: {exc.format_message()}", 2)

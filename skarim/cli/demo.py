@@ -17,6 +17,7 @@ from skarim.config import (
     RunConfig,
     Weighting,
 )
+from skarim.io.store_lock import output_directory
 from skarim.metrics import smoothed_snr_db, snr_db
 from skarim.run.pipeline import run_imaging
 from skarim.sim.simulate import SimulateConfig, simulate
@@ -81,8 +82,7 @@ def run_demo(
     The Measurement Set is simulated once; a second call with the same ``out`` resumes
     from the run's store.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(Path(out), "skarim demo --out")
     ms, truth = out / "demo.ms", out / "demo-truth.fits"
     sim = simulation
     if not ms.exists():

@@ -65,7 +65,8 @@ class RunFlags:
     """The flags of ``skarim image``; None (or False) where a flag was not given.
 
     Text flags hold what the user typed (``size="1024 512"``, ``scale="1.5asec"``,
-    ``weight="briggs 0"``, ``channel_range="0 32"``); :meth:`overrides` parses them.
+    ``weight="briggs 0"``, ``taper_gaussian="30asec"``, ``channel_range="0 32"``);
+    :meth:`overrides` parses them.
     ``scheduler="sync"`` runs in this process; any other value is a scheduler's address.
     ``threads`` is the threads each task hands to ducc0 and torch, under every scheduler.
     """
@@ -74,6 +75,9 @@ class RunFlags:
     size: str | None = None
     scale: str | None = None
     weight: str | None = None
+    taper_gaussian: str | None = None
+    minuv_l: float | None = None
+    maxuv_l: float | None = None
     channels_out: int | None = None
     tile: int | None = None
     facet_pix: int | None = None
@@ -86,14 +90,45 @@ class RunFlags:
     threads: int | None = None
     chunk_rows: int | None = None
     overwrite: bool = False
+    apply_primary_beam: bool = False
+    primary_beam_limit: float | None = None
     major_cycles: int | None = None
     polish_cycles: int | None = None
+    fits_mask: Path | None = None
+    auto_mask: float | None = None
+    auto_threshold: float | None = None
+    local_rms: bool = False
+    local_rms_window: float | None = None
     weights: Path | None = None
     device: str | None = None
     scheduler: str | None = None
     cluster: str | None = None
     cluster_config: Path | None = None
     workers: int | None = None
+
+    def _thresholds(self) -> dict[str, Any]:
+        """WSClean's masking and threshold flags as the deconvolution settings they mean.
+
+        ``--auto-threshold N``: the polish's minor iterations stop at N noise
+        (``polish_sigma``). ``--auto-mask N``: the RIM's model is pruned where the restored
+        image is below N noise (``prune_sigma``), and the polish works only where it is not
+        (``auto_mask``), down to the auto-threshold. The RIM's skip rule (``skip_sigma``)
+        is the network's own and stays. ``--fits-mask``, ``--local-rms`` and
+        ``--local-rms-window`` keep WSClean's meaning.
+        """
+        for flag, value in (("--auto-mask", self.auto_mask),
+                            ("--auto-threshold", self.auto_threshold),
+                            ("--local-rms-window", self.local_rms_window)):  # fmt: skip
+            if value is not None and not value > 0:
+                raise InputError(f"{flag} must be a positive number, got {value}")
+        return {
+            "fits_mask": self.fits_mask,
+            "polish_sigma": self.auto_threshold,
+            "prune_sigma": self.auto_mask,
+            "auto_mask": True if self.auto_mask is not None else None,
+            "local_rms": self.local_rms or None,
+            "local_rms_window": self.local_rms_window,
+        }
 
     def overrides(self) -> dict[str, Any]:
         """The flags given, as config sections (``{"grid": {"npix_x": ...}, ...}``).
@@ -113,6 +148,9 @@ class RunFlags:
             "channels_out": self.channels_out,
             "tile": self.tile,
             "facet_pix": self.facet_pix,
+            "taper_gaussian": self.taper_gaussian,
+            "min_uv_lambda": self.minuv_l,
+            "max_uv_lambda": self.maxuv_l,
         }
         if self.size is not None:
             grid["npix_x"], grid["npix_y"] = parse_size(self.size)
@@ -133,12 +171,18 @@ class RunFlags:
         return {
             "read": read,
             "grid": grid,
-            "output": {"name": self.name, "overwrite": self.overwrite or None},
+            "output": {
+                "name": self.name,
+                "overwrite": self.overwrite or None,
+                "apply_primary_beam": self.apply_primary_beam or None,
+                "primary_beam_limit": self.primary_beam_limit,
+            },
             "deconv": {
                 "major_cycles": self.major_cycles,
                 "polish_cycles": self.polish_cycles,
                 "weights": self.weights,
                 "device": self.device,
+                **self._thresholds(),
             },
             "cluster": {
                 "kind": "sync" if sync else self.cluster,

@@ -6,6 +6,7 @@ config is built, the error naming the allowed set.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,9 @@ class ReadConfig(_Frozen):
     ----------
     ms : Path
         The Measurement Set directory.
-    data_column : str
-        Visibility column (``DATA``, ``CORRECTED_DATA``, ``MODEL_DATA``...).
+    data_column : str or None
+        Visibility column (``DATA``, ``CORRECTED_DATA``, ``MODEL_DATA``...); None takes
+        WSClean's default: CORRECTED_DATA when the Measurement Set has it, else DATA.
     field : str
         FIELD id (as text) or name.
     spw : int
@@ -81,7 +83,7 @@ class ReadConfig(_Frozen):
     """
 
     ms: Path
-    data_column: str = "DATA"
+    data_column: str | None = None
     field: str = "0"
     spw: int = 0
     chan_start: int = 0
@@ -106,11 +108,16 @@ class GridConfig(_Frozen):
         Image size in pixels; even and at least 32, any multiple of 2 (the last tile of a
         row or column is partial when ``tile`` does not divide the size).
     cell_rad : float
-        Pixel size in radians.
+        Pixel size in radians; WSClean's default ``-scale``, 0.01 degrees.
     weighting : Weighting
-        natural, uniform or briggs.
+        natural, uniform (WSClean's default) or briggs.
     robust : float
-        Briggs robustness (ignored unless ``weighting`` is briggs).
+        Briggs robustness in [-2, 2] (ignored unless ``weighting`` is briggs).
+    taper_gaussian_rad : float
+        Image-plane FWHM of a Gaussian taper of the weights, radians; 0: none (WSClean
+        ``-taper-gaussian``, :mod:`skarim.imaging.taper`).
+    min_uv_lambda, max_uv_lambda : float
+        uv distance limits of the weights, wavelengths; 0: none (``-minuv-l``, ``-maxuv-l``).
     channels_out : int
         Output channels; input channels are split into this many equal groups.
     tile : int
@@ -133,9 +140,12 @@ class GridConfig(_Frozen):
 
     npix_x: int
     npix_y: int
-    cell_rad: float
-    weighting: Weighting = Weighting.briggs
+    cell_rad: float = math.radians(0.01)
+    weighting: Weighting = Weighting.uniform
     robust: float = 0.0
+    taper_gaussian_rad: float = 0.0
+    min_uv_lambda: float = 0.0
+    max_uv_lambda: float = 0.0
     channels_out: int = 1
     tile: int = 256
     epsilon: float = 1e-4
@@ -157,10 +167,21 @@ class GridConfig(_Frozen):
         for name, n in (("npix_x", self.npix_x), ("npix_y", self.npix_y)):
             if n < 32 or n % 2:
                 raise ValueError(f"image size {name}={n} must be even and at least 32")
-        if self.cell_rad <= 0:
+        if not (self.cell_rad > 0 and math.isfinite(self.cell_rad)):
             raise ValueError(f"pixel scale must be positive, got {self.cell_rad} rad")
+        if not -2 <= self.robust <= 2:
+            raise ValueError(
+                f"briggs robustness must lie in [-2, 2] (-2: about uniform, 2: about natural), "
+                f"got {self.robust}"
+            )
         if self.channels_out < 1:
             raise ValueError("channels_out must be >= 1")
+        if min(self.taper_gaussian_rad, self.min_uv_lambda, self.max_uv_lambda) < 0:
+            raise ValueError("the Gaussian taper and the uv limits must be >= 0 (0: none)")
+        if 0 < self.max_uv_lambda <= self.min_uv_lambda:
+            raise ValueError(
+                f"maxuv-l {self.max_uv_lambda} must exceed minuv-l {self.min_uv_lambda}"
+            )
         if self.tile < 32 or self.tile % 2:
             raise ValueError(f"tile={self.tile} must be even and at least 32")
         if self.facet_pix < self.tile:
@@ -226,6 +247,20 @@ class DeconvConfig(_Frozen):
         Where the polish's minor iterations stop, in units of the residual's robust noise.
     polish_gain : float
         Loop gain of the polish's minor iterations.
+    fits_mask : Path or None
+        FITS mask (WSClean's ``-fits-mask``): the RIM and the polish put flux only where it
+        is non-zero (:mod:`skarim.io.mask`); tiles wholly outside it are skipped.
+    auto_mask : bool
+        After the RIM's phase, the polish works only where the restored image reached
+        ``prune_sigma`` noise (the pixels the pruning kept): WSClean's ``-auto-mask N`` is
+        ``prune_sigma = N`` with this.
+    local_rms : bool
+        Thresholds (the RIM's skip rule and noise input, the polish's stop, the pruning)
+        against the residual's robust noise around each tile, over a box of
+        ``local_rms_window`` beams (at least the tile's window), instead of the channel's
+        (WSClean's ``-local-rms``).
+    local_rms_window : float
+        Side of the local noise box, in synthesised beams (WSClean's ``-local-rms-window``).
     """
 
     major_cycles: int = 3
@@ -240,6 +275,10 @@ class DeconvConfig(_Frozen):
     polish_cycles: int = 2
     polish_sigma: float = 3.0
     polish_gain: float = 0.1
+    fits_mask: Path | None = None
+    auto_mask: bool = False
+    local_rms: bool = False
+    local_rms_window: float = 25.0
 
     @property
     def total_cycles(self) -> int:
@@ -256,6 +295,10 @@ class DeconvConfig(_Frozen):
             raise ValueError("polish_cycles must be >= 0, polish_sigma > 0, 0 < polish_gain <= 1")
         if self.margin < 0 or self.batch_tiles < 1:
             raise ValueError("margin must be >= 0 and batch_tiles >= 1")
+        if self.local_rms_window <= 0:
+            raise ValueError("local_rms_window must be > 0 (beams)")
+        if self.auto_mask and self.prune_sigma <= 0:
+            raise ValueError("auto_mask needs prune_sigma > 0 (--auto-mask N sets it to N)")
         return self
 
 
@@ -268,10 +311,26 @@ class OutputConfig(_Frozen):
         Prefix of every product: ``<name>-dirty.fits``, ``<name>.zarr``...
     overwrite : bool
         Replace a Zarr store made from another MS or configuration.
+    apply_primary_beam : bool
+        Also write the primary beam ``<name>-pb.fits`` and the image corrected for it,
+        ``<name>-image-pb.fits`` (WSClean ``-apply-primary-beam``,
+        :mod:`skarim.restore.primary_beam`).
+    primary_beam_limit : float
+        The corrected image is NaN where the beam is below this fraction of its peak
+        (WSClean ``-primary-beam-limit``, whose default this is).
     """
 
     name: str = "skarim"
     overwrite: bool = False
+    apply_primary_beam: bool = False
+    primary_beam_limit: float = 0.005
+
+    @field_validator("primary_beam_limit")
+    @classmethod
+    def _beam_fraction(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"primary_beam_limit must lie in (0, 1), got {v}")
+        return v
 
     @property
     def store_path(self) -> Path:

@@ -8,8 +8,8 @@ Stokes I is formed from the two parallel hands named by ``POLARIZATION.CORR_TYPE
 ``I = (XX + YY) / 2`` for linear feeds, ``I = (RR + LL) / 2`` for circular feeds, with weight
 ``w_I = 4 / (1/w_a + 1/w_b)`` (the inverse of the variance of the mean of two independent
 hands). A visibility of I is dropped (weight 0, value 0) when either hand is flagged, when
-``FLAG_ROW`` is set, when either weight is not a finite number > 0, or when either hand is
-NaN or infinite.
+``FLAG_ROW`` is set, when either weight is not a finite number > 0, or when either hand or
+the row's UVW is NaN or infinite (such a row's UVW is read as 0).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import numpy as np
 from casacore import tables
 
 from skarim.config import ReadConfig
+from skarim.errors import InputError
 from skarim.io.correlations import PARALLEL_HANDS
 from skarim.io.ms_meta import MSMeta, select_rows
 from skarim.io.ms_tables import open_ms_table
 
-__all__ = ["Precision", "VisChunk", "iter_chunks", "rows_per_chunk"]
+__all__ = ["Precision", "VisChunk", "check_weights", "iter_chunks", "rows_per_chunk"]
 
 Precision = Literal["single", "double"]
 
@@ -51,8 +52,9 @@ class VisChunk:
     weight : numpy.ndarray
         ``(n, nchan)`` float32 or float64 weight of I, Jy^-2; 0 where dropped.
     nonfinite_per_chan : numpy.ndarray
-        ``(nchan,)`` int64 visibilities dropped only because a parallel hand was NaN or
-        infinite (those already dropped for flags or weights are not counted), per channel.
+        ``(nchan,)`` int64 visibilities dropped only because a parallel hand or the row's UVW
+        was NaN or infinite (those already dropped for flags or weights are not counted), per
+        channel.
     """
 
     row_start: int
@@ -151,6 +153,63 @@ def iter_chunks(
             yield _read_chunk(sel, meta, chans, rows, has_spectrum, (hand_a, hand_b), precision)
 
 
+def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:
+    """Refuse a selection none of whose visibilities has a usable weight, before any gridding.
+
+    A visibility of I is usable only when both parallel hands have a finite weight > 0
+    (see the module docstring). The weights (WEIGHT_SPECTRUM where it holds data, else WEIGHT)
+    are read a chunk at a time and the scan stops at the first usable one: one chunk for a
+    healthy Measurement Set. Flags are not read.
+
+    Parameters
+    ----------
+    meta : MSMeta
+        The selection, from :func:`skarim.io.ms_meta.open_ms` with the same ``cfg``.
+    cfg : ReadConfig
+        Supplies the chunking (as :func:`iter_chunks`) and ``chan_start``.
+
+    Raises
+    ------
+    InputError
+        When no weight is usable: the visibilities counted by what their weights hold
+        (zero, negative, NaN or infinite).
+    """
+    hands = [meta.corr_types.index(h) for h in PARALLEL_HANDS[meta.feed]]
+    chans = slice(cfg.chan_start, cfg.chan_start + len(meta.freq_hz))
+    counts = {"zero": 0, "negative": 0, "NaN or infinite": 0}
+    columns = set()
+    with open_ms_table(meta.path) as ms, select_rows(ms, meta.path, meta.field_id, meta.spw) as sel:
+        has_spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
+        ncorr = sel.getcell(meta.data_column, 0).shape[1]
+        step = cfg.chunk_rows or rows_per_chunk(
+            cfg.chunk_mb,
+            nchan=chans.stop - chans.start,
+            ncorr=ncorr,
+            data_bytes=0,
+            weight_spectrum=has_spectrum,
+        )
+        for start in range(0, sel.nrows(), step):
+            n = min(step, sel.nrows() - start)
+            cells = _weights(sel, has_spectrum, chans, start, n)  # (n, nchan, ncorr)
+            columns.add("WEIGHT" if cells.strides[1] == 0 else "WEIGHT_SPECTRUM")
+            weight = cells[..., hands]  # (n, nchan, 2)
+            bad_value = ~np.isfinite(weight).all(axis=-1)  # (n, nchan)
+            negative = ~bad_value & (weight < 0).any(axis=-1)
+            zero = ~bad_value & ~negative & (weight == 0).any(axis=-1)
+            if np.any(~(bad_value | negative | zero)):
+                return
+            counts["NaN or infinite"] += int(bad_value.sum())
+            counts["negative"] += int(negative.sum())
+            counts["zero"] += int(zero.sum())
+    found = ", ".join(f"{what} ({n})" for what, n in counts.items() if n)
+    raise InputError(
+        f"no usable weight in {meta.path} ({' and '.join(sorted(columns))}, field "
+        f"{meta.field_id}, spw {meta.spw}): the weights of its {sum(counts.values())} "
+        f"visibilities are {found}; a visibility needs a finite weight > 0 in both parallel "
+        "hands"
+    )
+
+
 def _read_chunk(
     sel: tables.table,
     meta: MSMeta,
@@ -171,10 +230,13 @@ def _read_chunk(
     flag = sel.getcol("FLAG", startrow=start, nrow=n)[:, chans]  # (n, nchan, ncorr)
     flag_row = sel.getcol("FLAG_ROW", startrow=start, nrow=n)  # (n,)
     weight = _weights(sel, has_spectrum, chans, start, n)  # (n, nchan, ncorr)
-    vis_i, weight_i, nonfinite = _stokes_i(data, flag, flag_row, weight, hands, precision)
+    uvw_m = sel.getcol("UVW", startrow=start, nrow=n).astype(np.float64)  # (n, 3)
+    uvw_ok = np.isfinite(uvw_m).all(axis=1)  # (n,)
+    uvw_m[~uvw_ok] = 0.0
+    vis_i, weight_i, nonfinite = _stokes_i(data, flag, flag_row, weight, uvw_ok, hands, precision)
     return VisChunk(
         row_start=start,
-        uvw_m=sel.getcol("UVW", startrow=start, nrow=n).astype(np.float64),
+        uvw_m=uvw_m,
         vis=vis_i,
         weight=weight_i,
         nonfinite_per_chan=nonfinite,
@@ -186,10 +248,12 @@ def _stokes_i(
     flag: np.ndarray,
     flag_row: np.ndarray,
     weight: np.ndarray,
+    uvw_ok: np.ndarray,
     hands: tuple[int, int],
     precision: Precision,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stokes I, its weight and the NaN/inf count per channel of ``(n, nchan, ncorr)`` cells.
+    """Stokes I, its weight and the NaN/inf count per channel of ``(n, nchan, ncorr)`` cells;
+    ``uvw_ok`` is ``(n,)``, True where the row's UVW is finite.
 
     Worked through in blocks of :data:`_STOKES_BLOCK_ROWS` rows so that the temporaries stay
     small and are reused rather than allocated at the size of the chunk.
@@ -198,7 +262,7 @@ def _stokes_i(
     -------
     vis, weight, nonfinite : numpy.ndarray
         ``(n, nchan)`` Stokes I (Jy) and its weight (Jy^-2), 0 where dropped, and ``(nchan,)``
-        int64 counts of visibilities dropped only for a NaN or infinite hand.
+        int64 counts of visibilities dropped only for a NaN or infinite hand or UVW.
     """
     vis_dtype, weight_dtype = _DTYPES[precision]
     n, nchan = data.shape[:2]
@@ -212,7 +276,7 @@ def _stokes_i(
         vis_b = data[rows, :, b].astype(vis_dtype)
         w_a = weight[rows, :, a].astype(weight_dtype)
         w_b = weight[rows, :, b].astype(weight_dtype)
-        finite = np.isfinite(vis_a) & np.isfinite(vis_b)
+        finite = np.isfinite(vis_a) & np.isfinite(vis_b) & uvw_ok[rows, None]
         usable = (
             ~flag[rows, :, a]
             & ~flag[rows, :, b]

@@ -12,6 +12,8 @@ array              shape                       chunks            meaning
 ``model_next``     ``(c, ny, nx)`` float32     ``(1, t, t)``     tiles' models of the cycle running
 ``residual``       ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model``, Jy/beam
 ``residual_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model_next``
+``mask``           ``(c, ny, nx)`` uint8       ``(1, t, t)``     1 where deconvolution may put
+                                                                 flux (:mod:`skarim.io.mask`)
 ``gridded``        ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
 ``cycle``          ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
 ``rcycle``         ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
@@ -23,10 +25,12 @@ A task's temporary data (the residual visibilities a multi-facet residual keeps 
 passes, :mod:`skarim.imaging.residual`) goes to an array of its own under ``scratch/``
 (:meth:`RunStore.scratch_array`), removed when the task is done with it.
 
-Attributes: ``skarim_version``, ``config`` (the run configuration's fingerprinted parts, as
-JSON), ``ms_fingerprint``, ``wcs`` (:meth:`skarim.io.wcs.ImageWCS.to_dict`),
-``gridder_conventions`` (:data:`skarim.imaging.wgridder.CONVENTIONS`), ``stats`` (counts the read
-stage reports), ``runs`` (one summary per invocation: :meth:`RunStore.record_run`). Progress
+Attributes: ``complete_layout`` (False until the arrays above are all created, then True: a
+store whose creation was interrupted is made again), ``skarim_version``, ``config`` (the run
+configuration's fingerprinted parts, as JSON), ``ms_fingerprint``, ``wcs``
+(:meth:`skarim.io.wcs.ImageWCS.to_dict`), ``gridder_conventions``
+(:data:`skarim.imaging.wgridder.CONVENTIONS`), ``stats`` (counts the read stage reports),
+``runs`` (one summary per invocation: :meth:`RunStore.record_run`). Progress
 markers (``gridded``, ``cycle``) are advanced only after the data they vouch for is written,
 so a killed run resumes from them.
 
@@ -105,6 +109,9 @@ class RunStore:
         if (path / "zarr.json").exists():
             group = zarr.open_group(str(path), mode="r+")
             attrs = dict(group.attrs)
+            if attrs.get("complete_layout") is False:  # its creation was interrupted: no work
+                shutil.rmtree(path)
+                return cls._create(path, config, ms_fingerprint, wcs, tile, gridder_conventions)
             same = (
                 attrs.get("config") == config
                 and attrs.get("ms_fingerprint") == ms_fingerprint
@@ -141,7 +148,7 @@ class RunStore:
         tile: int,
         gridder_conventions: dict[str, Any],
     ) -> RunStore:
-        group = zarr.open_group(str(path), mode="w")
+        group = zarr.open_group(str(path), mode="w", attributes={"complete_layout": False})
         c, ny, nx = wcs.nchan, wcs.npix_y, wcs.npix_x
         nty, ntx = -(-ny // tile), -(-nx // tile)  # the last tile of a row may be partial
         image = {
@@ -152,6 +159,8 @@ class RunStore:
         }
         for name in ("dirty", "model", "model_next", "residual", "residual_next"):
             group.create_array(name, dimension_names=("chan", "y", "x"), **image)
+        mask = {**image, "dtype": "uint8", "fill_value": 1}  # 1: deconvolve here
+        group.create_array("mask", dimension_names=("chan", "y", "x"), **mask)
         group.create_array(
             "psf",
             shape=(c, 2 * tile, 2 * tile),

@@ -23,6 +23,7 @@ from typing import Any
 from skarim.config import ClusterKind, RunConfig
 from skarim.errors import InputError
 from skarim.run.jobqueue import jobqueue_cluster, load_recipe, recipe_plan
+from skarim.run.signals import WORKER_PRELOAD
 from skarim.run.workers import NANNY_PRELOAD, WorkerPlan, plan_workers
 
 __all__ = ["run_plan", "open_cluster"]
@@ -161,6 +162,7 @@ def _start_cluster(cfg: RunConfig):  # noqa: ANN202 - a distributed or dask-jobq
             memory_limit=plan.memory_per_worker,
             resources=plan.resources or None,
             preload_nanny=[NANNY_PRELOAD],
+            preload=[WORKER_PRELOAD],  # Ctrl-C stops the run, which stops its workers
         )
     recipe = load_recipe(cl.cluster_config)
     cluster = jobqueue_cluster(cl.kind, recipe, _plan_device(cfg), cl.threads_per_worker)

@@ -169,14 +169,15 @@ def observation_of_ms(meta: MSMeta) -> Observation:
         step = max(1, sel.nrows() // UVW_SAMPLE_ROWS)
         uvw = sel.getcol("UVW", startrow=0, nrow=-1, rowincr=step)  # (n, 3) metres
         spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
+    uvw = uvw[np.isfinite(uvw).all(axis=1)]  # the read drops rows of NaN or infinite UVW
     per_m = float(np.max(meta.freq_hz)) / SPEED_OF_LIGHT_M_S
     return Observation(
         rows=meta.nrow,
         channels=len(meta.freq_hz),
         spw_channels=int(cell.shape[0]),
         correlations=int(cell.shape[1]),
-        max_uv_wavelengths=float(np.hypot(uvw[:, 0], uvw[:, 1]).max()) * per_m,
-        max_w_wavelengths=float(np.abs(uvw[:, 2]).max()) * per_m,
+        max_uv_wavelengths=float(np.hypot(uvw[:, 0], uvw[:, 1]).max(initial=0.0)) * per_m,
+        max_w_wavelengths=float(np.abs(uvw[:, 2]).max(initial=0.0)) * per_m,
         data_bytes=int(cell.dtype.itemsize),
         weight_spectrum=spectrum,
         source=str(meta.path),

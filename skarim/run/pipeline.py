@@ -16,9 +16,13 @@ The command line and the tests call :func:`run_imaging`. It schedules the run's 
 
 :class:`skarim.run.schedule.Schedule` submits them as their inputs come back; what is already
 done according to the store's markers is not submitted again, and every task skips what its
-markers say is done, so re-running a killed run resumes it (docs/design.md section 8). The run
-ends with a summary: wall time, task time per stage, tiles and residuals computed, peak
-memory per worker; logged, and kept in the store's ``runs`` attribute.
+markers say is done, so re-running a killed run resumes it (docs/design.md section 8) and logs
+what it resumes from (:mod:`skarim.run.resume`). The store is locked for the whole run
+(:mod:`skarim.io.store_lock`): a second run on it stops at once. An interrupted run
+(``KeyboardInterrupt``) closes its workers and raises :class:`~skarim.errors.RunInterrupted`
+saying what the store keeps. The run ends with a summary: wall time, task time per stage, tiles
+and residuals computed, peak memory per worker; logged, and kept in the store's ``runs``
+attribute.
 """
 
 from __future__ import annotations
@@ -34,14 +38,19 @@ import numpy as np
 from astropy.time import Time
 
 from skarim.config import ClusterKind, RunConfig
-from skarim.errors import InputError
+from skarim.errors import InputError, RunInterrupted
 from skarim.imaging.plan import channel_groups
 from skarim.imaging.wgridder import CONVENTIONS
+from skarim.io.mask import write_fits_mask
 from skarim.io.ms_meta import MSMeta, open_ms
+from skarim.io.ms_read import check_weights
 from skarim.io.store import RunStore
+from skarim.io.store_lock import hold_store
 from skarim.io.wcs import ImageWCS
+from skarim.restore.primary_beam import load_primary_beam
 from skarim.restore.products import write_products
-from skarim.run.preflight import preflight
+from skarim.run.preflight import check_field, in_process_if_faster, preflight
+from skarim.run.resume import kept_line, store_progress
 from skarim.run.runner import TaskRunner, open_runner, peak_rss_bytes
 from skarim.run.schedule import CycleRecord, Schedule
 from skarim.run.tasks import TaskContext
@@ -84,7 +93,8 @@ class RunResult:
     summary : dict
         The run's summary (also in the store's ``runs`` attribute): ``wall_s``, ``task_s``
         per stage, ``write_s``, the counts above, ``workers``, ``threads_per_worker``,
-        ``peak_rss_bytes`` per worker, ``driver_peak_rss_bytes`` of this process.
+        ``peak_rss_bytes`` per worker, ``driver_peak_rss_bytes`` of this process,
+        ``batch_jobs`` (ids of the SLURM or PBS jobs the tasks ran in, in order of joining).
     """
 
     products: dict[str, Path] = field(default_factory=dict)
@@ -123,7 +133,7 @@ def open_run_store(cfg: RunConfig, meta: MSMeta, overwrite: bool | None = None) 
     ``overwrite`` defaults to ``cfg.output.overwrite``; see
     :meth:`skarim.io.store.RunStore.open_or_create` for the refusal of a mismatched store.
     """
-    from skarim.deconv.weights import weights_sha256
+    from skarim.deconv.weights_id import weights_sha256
 
     return RunStore.open_or_create(
         cfg.output.store_path,
@@ -160,20 +170,71 @@ def run_imaging(
     Raises
     ------
     InputError
-        Bad input: the Measurement Set, the selection, all data flagged, a cluster that
-        cannot start, or a task that cannot fit a worker's memory
-        (:func:`skarim.run.preflight.preflight`, before the store is created).
+        Bad input: the Measurement Set, the selection, no usable weight
+        (:func:`skarim.io.ms_read.check_weights`), all data flagged, an output directory that
+        cannot be written, a store in use by another run
+        (:func:`skarim.io.store_lock.hold_store`), a cluster that cannot start, or a task that
+        cannot fit a worker's memory (:func:`skarim.run.preflight.preflight`): all before the
+        store is created. During the run, an I/O error (a full disk) or an allocation that
+        fails: the store keeps what was finished, and the message says so.
     DeviceError, WeightsError
         The device or the RIM weights cannot be used (checked before any gridding).
     StoreMismatchError
         The store belongs to another MS or config and ``overwrite`` is off.
+    RunInterrupted
+        On ``KeyboardInterrupt`` (SIGINT, or SIGTERM where the command line turns it into
+        one): the run's workers are stopped and the message says what the store keeps.
     """
     start = perf_counter()
     meta = open_ms(cfg.read)
+    with hold_store(cfg.output.store_path) as left:
+        if left is not None:
+            log.warning(
+                "took over the lock of %s left by %s, which is no longer running",
+                cfg.output.store_path, left.describe(),
+            )  # fmt: skip
+        try:
+            return _run(cfg, meta, start, on_tiles, on_plan)
+        except KeyboardInterrupt:
+            raise RunInterrupted(kept_line(cfg)) from None
+        except OSError as exc:
+            what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+            raise InputError(f"I/O error ({what}); {kept_line(cfg)}") from exc
+        except MemoryError as exc:  # an allocation the pre-flight plan did not foresee
+            raise InputError(
+                f"out of memory ({exc or 'MemoryError'}); a smaller --facet-pix or --tile, or "
+                f"fewer --workers, lower a task's memory (`skarim plan` shows the plan); "
+                f"{kept_line(cfg)}"
+            ) from exc
+
+
+def _put_fits_mask(cfg: RunConfig, store: RunStore, wcs: ImageWCS) -> None:
+    """The FITS mask into the store, before any tile is deconvolved (a resumed run keeps the
+    masks it started with, the auto-mask included)."""
+    mask = cfg.deconv.fits_mask
+    if mask is None or cfg.dirty_only or store.array("cycle")[...].any():
+        return
+    inside = write_fits_mask(store, mask, wcs)
+    log.info("FITS mask %s: deconvolving %.1f%% of the image", mask, 100 * inside)
+
+
+def _run(
+    cfg: RunConfig,
+    meta: MSMeta,
+    start: float,
+    on_tiles: Callable[[int], None],
+    on_plan: Callable[[int], None],
+) -> RunResult:
+    """The run of :func:`run_imaging`, its store's lock held."""
+    check_field(cfg)
     wcs = image_wcs(cfg, meta)
+    check_weights(meta, cfg.read)  # before any work: the first chunk, for a healthy MS
     if not cfg.dirty_only:
         _check_deconvolver(cfg)
-    preflight(cfg, meta)  # a task that cannot fit a worker's memory: refused, nothing written
+    budget = preflight(cfg, meta)  # a task that cannot fit a worker: refused, nothing written
+    cfg = in_process_if_faster(cfg, meta, budget)
+    if cfg.output.apply_primary_beam:  # a beam that cannot be modelled: refused before any work
+        log.info("primary beam: %s", load_primary_beam(cfg.read.ms, wcs).describe())
     log.info(
         "%s: %d rows, field %s, %d channels %.4f-%.4f GHz, %s feeds -> %d x %d pixels, "
         "%d channel(s)",
@@ -191,6 +252,10 @@ def run_imaging(
     store = open_run_store(cfg, meta)
     if store.clear_scratch():  # a killed run's tasks left them; none of this run's is out yet
         log.info("removed the scratch arrays an interrupted run left in %s", cfg.output.store_path)
+    kept = store_progress(store, 0 if cfg.dirty_only else cfg.deconv.total_cycles)
+    _put_fits_mask(cfg, store, wcs)
+    if kept.started:
+        log.info("resuming from %s: %s", cfg.output.store_path, kept.describe())
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
     with open_runner(cfg) as runner:
         device = "cpu" if cfg.dirty_only else _task_device_name(cfg, runner)
@@ -202,6 +267,7 @@ def run_imaging(
         on_tiles(schedule.done_units())
         schedule.run()
         peaks = runner.peak_memory()
+        jobs = runner.batch_jobs()
     totals = schedule.totals
     result = RunResult(
         store=cfg.output.store_path,
@@ -236,6 +302,7 @@ def run_imaging(
         "channels": len(groups),
         "peak_rss_bytes": peaks,
         "driver_peak_rss_bytes": peak_rss_bytes(),
+        "batch_jobs": jobs,
     }
     store.record_run(result.summary)
     _log_summary(result.summary)
@@ -283,3 +350,5 @@ def _log_summary(s: dict[str, Any]) -> None:
         s["polish_cycles"],
         min(peaks) / 2**20, max(peaks) / 2**20, s["driver_peak_rss_bytes"] / 2**20,
     )  # fmt: skip
+    if s["batch_jobs"]:
+        log.info("workers ran in batch job(s) %s", ", ".join(s["batch_jobs"]))

@@ -15,6 +15,7 @@ this process when the same plan says a local cluster would not pay for its start
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,6 +23,7 @@ from dataclasses import replace
 from skarim.config import ClusterKind, RunConfig
 from skarim.errors import InputError
 from skarim.io.ms_meta import MSMeta
+from skarim.io.wcs import horizon_npix
 from skarim.run.budget import RunBudget, StageBudget, plan_budget
 from skarim.run.costs import Costs, load_costs
 from skarim.run.observation import Observation, observation_of_ms
@@ -29,6 +31,9 @@ from skarim.run.workers import WorkerPlan
 
 __all__ = [
     "DASK_TERMINATE",
+    "HORIZON_SLACK",
+    "SMALL_JOB_S",
+    "check_field",
     "gib",
     "in_process_if_faster",
     "preflight",
@@ -38,6 +43,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("skarim")
+
+#: A job planned to take longer than this in one process, seconds, keeps its workers (their
+#: memory limits, and an interrupt that need not wait for a ducc0 or torch call).
+SMALL_JOB_S = 60.0
+
+#: How far an image's axes may reach beyond the horizon (an all-sky image is padded a little).
+HORIZON_SLACK = 1.1
 
 DASK_TERMINATE = 0.95
 """Fraction of its memory limit at which Dask's nanny ends a worker process."""
@@ -107,13 +119,34 @@ def preflight(cfg: RunConfig, meta: MSMeta, costs: Costs | None = None) -> RunBu
     return budget
 
 
+def check_field(cfg: RunConfig) -> None:
+    """Refuse an image whose axes reach far beyond the horizon: those pixels hold no sky.
+
+    Raises
+    ------
+    InputError
+        Naming the field, the horizon's and the size that would reach it.
+    """
+    g = cfg.grid
+    side = max(g.npix_x, g.npix_y)
+    reach = side / 2 * g.cell_rad  # direction cosine of the axes' ends
+    if reach > HORIZON_SLACK:
+        fit = horizon_npix(g.cell_rad)
+        raise InputError(
+            f"the image reaches l = {reach:.2f} along its axes ({side} pixels of "
+            f"{math.degrees(g.cell_rad) * 3600:.3g} arcsec), beyond the horizon at l = 1: "
+            f"--size {fit} covers the whole sky at that --scale"
+        )
+
+
 def in_process_if_faster(cfg: RunConfig, meta: MSMeta, budget: RunBudget | None) -> RunConfig:
     """The run in this process (``sync``, every core to each task) when the plan says a
     local cluster would not pay for its start; ``cfg`` as it is otherwise.
 
     Only a local cluster the user did not size (no ``--workers``, ``--scheduler`` or
-    ``--cluster``) and without GPUs is replaced: small jobs then take about as long as
-    gridding them does. ``budget`` is :func:`preflight`'s plan of the run as configured.
+    ``--cluster``), without GPUs and planned under :data:`SMALL_JOB_S` in one process is
+    replaced: small jobs then take about as long as gridding them does. ``budget`` is
+    :func:`preflight`'s plan of the run as configured.
     """
     cl = cfg.cluster
     if budget is None or cl.kind is not ClusterKind.local or cl.scheduler or cl.n_workers:
@@ -129,7 +162,7 @@ def in_process_if_faster(cfg: RunConfig, meta: MSMeta, budget: RunBudget | None)
     plan = WorkerPlan(1, cores, 0)
     steps = rim_steps(cfg)
     alone = plan_budget(sync, observation_of_ms(meta), plan, 1, load_costs(), rim_steps=steps)
-    if alone.wall_s >= budget.wall_s:
+    if alone.wall_s >= min(budget.wall_s, SMALL_JOB_S):
         return cfg
     log.info(
         "a small job: it runs in this process (planned %.0f s, against %.0f s on a local "

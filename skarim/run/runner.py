@@ -3,6 +3,11 @@
 :func:`open_runner` hands the scheduler a runner over a Dask client (:func:`open_cluster`)
 or, for ``--scheduler sync``, over this process alone. Tasks are retried when they raise or
 their worker dies: they are idempotent.
+
+A task whose workers keep dying (Dask's ``KilledWorker``) ends the run with one line. On
+``KeyboardInterrupt`` the tasks still out are cancelled and Dask's warnings silenced while the
+cluster closes; the cluster's start is never cut in the middle
+(:func:`skarim.run.signals.shielded`).
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ import resource
 import sys
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
 from skarim.config import ClusterKind, RunConfig
+from skarim.errors import InputError
 from skarim.run.cluster import open_cluster, run_plan
+from skarim.run.jobqueue import this_batch_job
+from skarim.run.signals import shielded
 
 __all__ = ["TASK_RETRIES", "TaskRunner", "open_runner", "peak_rss_bytes"]
 
@@ -55,6 +63,9 @@ class TaskRunner(Protocol):
     def peak_memory(self) -> dict[str, int]:
         """Peak resident memory of each worker process, bytes."""
 
+    def batch_jobs(self) -> list[str]:
+        """Ids of the SLURM or PBS jobs the tasks ran in (empty outside a batch system)."""
+
     def describe(self) -> str:
         """Where tasks run, for the log."""
 
@@ -78,12 +89,15 @@ class _SyncRunner:
     """Runs each task in this process when it is submitted (``--scheduler sync``)."""
 
     def __init__(self, threads: int) -> None:
-        import torch
-
         self.n_workers = 1
         self.threads = threads
-        self.gpus = torch.cuda.is_available()
         self._done: deque[tuple[Hashable, Any]] = deque()
+
+    @property
+    def gpus(self) -> bool:  # type: ignore[override]  # asked only of a run that deconvolves
+        import torch
+
+        return torch.cuda.is_available()
 
     def submit(
         self, tag: Hashable, fn: Callable[..., Any], *args: Any, gpu: bool, priority: int
@@ -96,6 +110,10 @@ class _SyncRunner:
 
     def peak_memory(self) -> dict[str, int]:
         return {"local": peak_rss_bytes()}
+
+    def batch_jobs(self) -> list[str]:
+        job = this_batch_job()
+        return [job] if job else []
 
     def describe(self) -> str:
         return f"this process (sync), {self.threads} thread(s)"
@@ -112,6 +130,7 @@ class _DaskRunner:
         self.n_workers = n_workers
         self.gpus = gpus
         self._tags: dict[str, Hashable] = {}
+        self._futures: dict[str, Any] = {}  # key -> the future of a task still out
         self._pending = as_completed()
 
     def submit(
@@ -126,14 +145,37 @@ class _DaskRunner:
             resources={"GPU": 1} if gpu else None,
         )
         self._tags[future.key] = tag
+        self._futures[future.key] = future
         self._pending.add(future)
 
     def completed(self) -> Iterator[tuple[Hashable, Any]]:
+        from distributed import KilledWorker
+
         for future in self._pending:
-            yield self._tags.pop(future.key), future.result()
+            del self._futures[future.key]
+            tag = self._tags.pop(future.key)
+            try:
+                result = future.result()
+            except KilledWorker:
+                raise InputError(
+                    f"the workers running task {tag} died {TASK_RETRIES + 1} times "
+                    "(out of memory, or a crash: see the workers' log above)"
+                ) from None
+            yield tag, result
+
+    def stop(self) -> None:
+        """Cancel the tasks still out and silence the warnings of the cluster's closing."""
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        with suppress(Exception):  # a scheduler already gone has nothing left to cancel
+            self.client.cancel(list(self._futures.values()))
 
     def peak_memory(self) -> dict[str, int]:
         return self.client.run(peak_rss_bytes)
+
+    def batch_jobs(self) -> list[str]:
+        from skarim.run.batch_jobs import batch_jobs
+
+        return batch_jobs(self.client)
 
     def describe(self) -> str:
         return f"{self.n_workers} Dask worker(s), {self.threads} thread(s) each"
@@ -149,10 +191,17 @@ def open_runner(cfg: RunConfig) -> Iterator[TaskRunner]:
     if cfg.cluster.kind is ClusterKind.sync:
         yield _SyncRunner(plan.threads_per_worker)
         return
-    with open_cluster(cfg) as client:
+    with ExitStack() as stack:
+        with shielded():  # a cluster cut in the middle of its start would leave processes behind
+            client = stack.enter_context(open_cluster(cfg))
         log.info("Dask dashboard: %s", client.dashboard_link)
         workers = client.scheduler_info()["workers"].values()
         gpus = plan.gpus_per_worker > 0 or any("GPU" in w.get("resources", {}) for w in workers)
         if cfg.cluster.scheduler is not None:
             n_workers = max(1, len(workers))
-        yield _DaskRunner(client, plan.threads_per_worker, n_workers, gpus)
+        runner = _DaskRunner(client, plan.threads_per_worker, n_workers, gpus)
+        try:
+            yield runner
+        except KeyboardInterrupt:
+            runner.stop()
+            raise

@@ -102,7 +102,13 @@ def _flagged_ms(path):
             ["image", "{ms}", "--size", "64", "--scale", "2asec", "--spw", "2"],
             "spw|spectral window",
         ),
-        (["image", "{flagged}", "--size", "64", "--scale", "2asec"], "flagged"),
+        (
+            ["image", "{flagged}", "--size", "64", "--scale", "2asec"],
+            r"no usable weight.*zero \(50\)",
+        ),
+        (["image", "{ms}", "--size", "64", "--weight", "briggs", "5"], r"robustness.*\[-2, 2\]"),
+        (["image", "{ms}", "--size", "64", "--threads", "0"], "threads_per_worker must be >= 1"),
+        (["image", "{ms}", "--size", "64", "--name", "/proc/skarim/run"], "cannot write in /proc"),
         (["image", "{ms}", "--size", "63", "--scale", "2asec"], "even"),
         (["image", "{ms}", "--size", "16", "--scale", "2asec"], "at least 32"),
         (["image", "{ms}", "--size", "64", "--scale", "-2asec"], "positive"),
@@ -132,3 +138,25 @@ def test_bad_input_is_one_line_and_exit_2(small_ms, tmp_path, args, message):
     assert "Traceback" not in r.stderr
     if flagged is None:
         assert len(lines) == 1, r.stderr
+
+
+def test_help_shows_every_default_and_wscleans_where_the_name_is_wscleans(tmp_path):
+    r = _skarim("image", "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    options: list[str] = []  # one entry per option, its wrapped lines joined
+    for line in r.stdout.split("Options:")[1].splitlines():
+        if line.startswith("  --"):
+            options.append(line.strip())
+        elif options and line.strip():
+            options[-1] += " " + line.strip()
+    names = [o.split()[0].removeprefix("--").rstrip(",") for o in options]
+    without = [n for n, o in zip(names, options, strict=True) if "[default:" not in o]
+    assert without == ["size", "help"], without  # size is required; --help has none
+    shown = {
+        n: o.split("[default: ")[1].split("]")[0]
+        for n, o in zip(names, options, strict=True)
+        if n not in without
+    }
+    assert shown["weight"] == "(uniform)" and shown["scale"] == "(0.01deg)"
+    assert shown["channels-out"] == "(1)" and shown["field"] == "(0)"
+    assert shown["data-column"] == "(CORRECTED_DATA if present, else DATA)"

@@ -19,7 +19,7 @@ from casacore import tables
 from skarim.config import ReadConfig
 from skarim.errors import InputError
 from skarim.io.ms_meta import MSMeta, open_ms
-from skarim.io.ms_read import VisChunk, iter_chunks, rows_per_chunk
+from skarim.io.ms_read import VisChunk, check_weights, iter_chunks, rows_per_chunk
 from skarim.io.ms_write import SpectralWindow, write_ms
 
 NANT = 5
@@ -312,7 +312,7 @@ def test_channel_range_and_data_column(tmp_path):
         hand_weights=weights,
         extra_columns={"CORRECTED_DATA": corrected},
     )
-    meta, chunks = read_all(ReadConfig(ms=ms, chan_start=1, chan_stop=3))
+    meta, chunks = read_all(ReadConfig(ms=ms, data_column="DATA", chan_start=1, chan_stop=3))
     np.testing.assert_array_equal(meta.freq_hz, FREQ_HZ[1:3])
     expected = (hands[0].astype(np.complex128) + hands[1]) / 2
     np.testing.assert_allclose(concat(chunks, "vis"), expected[:, 1:3], rtol=1e-6)
@@ -423,3 +423,71 @@ def test_evla_stokes_i_uses_weight_spectrum(evla_ms):
     np.testing.assert_allclose(concat(chunks, "weight"), expected, rtol=1e-12)
     # this set's WEIGHT is the channel sum of WEIGHT_SPECTRUM, 64 times larger
     np.testing.assert_allclose(weight, spectrum.sum(axis=1), rtol=1e-6)
+
+
+def _weights_ms(tmp_path, hand_a, hand_b=None, spectrum=None):
+    """30 rows whose XX and YY weights are ``hand_a`` and ``hand_b`` (default: ``hand_a``)."""
+    hand_b = hand_a if hand_b is None else hand_b
+    ms = write_test_ms(tmp_path / "w.ms", hands=random_hands(30), hand_weights=(np.ones(30),) * 2)
+    with tables.table(str(ms), readonly=False, ack=False) as t:  # the writer refuses them
+        weight = t.getcol("WEIGHT")  # (30, 4): XX XY YX YY
+        weight[:, 0], weight[:, 3] = hand_a, hand_b
+        t.putcol("WEIGHT", weight)
+        if spectrum is not None:
+            t.addcols(tables.makearrcoldesc("WEIGHT_SPECTRUM", 0.0, ndim=2, valuetype="float"))
+            t.putcol("WEIGHT_SPECTRUM", np.broadcast_to(spectrum, (30, NCHAN, 4)).copy())
+    cfg = ReadConfig(ms=ms, chunk_rows=7)
+    return open_ms(cfg), cfg
+
+
+@pytest.mark.parametrize(
+    ("hand_a", "hand_b", "spectrum", "message"),
+    [
+        (0.0, None, None, r"WEIGHT, .*120 visibilities are zero \(120\);"),
+        (-1.0, None, None, r"are negative \(120\);"),
+        (np.nan, None, None, r"are NaN or infinite \(120\);"),
+        (1.0, np.inf, None, r"are NaN or infinite \(120\);"),  # one hand is enough
+        (  # zero in 10 rows, negative in 10, NaN beside a negative in 10: NaN wins
+            np.r_[np.zeros(10), np.ones(10), np.full(10, np.nan)],
+            np.r_[np.ones(10), -np.ones(20)],
+            None,
+            r"zero \(40\), negative \(40\), NaN or infinite \(40\);",
+        ),
+        (1.0, None, np.float32(-2.0), r"\(WEIGHT_SPECTRUM, .*are negative \(120\)"),
+    ],
+)
+def test_weights_none_of_which_is_usable_are_named_with_counts(
+    tmp_path, hand_a, hand_b, spectrum, message
+):
+    meta, cfg = _weights_ms(tmp_path, hand_a, hand_b, spectrum)
+    with pytest.raises(InputError, match=message):
+        check_weights(meta, cfg)
+
+
+def test_one_usable_weight_is_enough(tmp_path):
+    usable = np.r_[np.zeros(29), 3.0]  # in the last chunk only
+    meta, cfg = _weights_ms(tmp_path, usable)
+    check_weights(meta, cfg)
+    spectrum = np.ones((NCHAN, 4), np.float32)
+    (tmp_path / "s").mkdir()
+    meta, cfg = _weights_ms(tmp_path / "s", np.zeros(30), spectrum=spectrum)
+    check_weights(meta, cfg)  # WEIGHT_SPECTRUM holds data: it is what the read uses
+
+
+def test_rows_of_nan_or_infinite_uvw_are_dropped_and_counted(tmp_path):
+    nrow = 30
+    hands, weights = random_hands(nrow), random_weights(nrow)
+    flag_row = np.zeros(nrow, dtype=bool)
+    flag_row[4] = True  # flagged already: dropped, not counted
+    ms = write_test_ms(tmp_path / "t.ms", hands=hands, hand_weights=weights, flag_row=flag_row)
+    with tables.table(str(ms), readonly=False, ack=False) as t:
+        uvw = t.getcol("UVW")
+        uvw[3, 0], uvw[4, 1], uvw[7, 2] = np.nan, np.inf, -np.inf
+        t.putcol("UVW", uvw)
+    _, chunks = read_all(ReadConfig(ms=ms, chunk_rows=4))
+    weight, uvw_m = concat(chunks, "weight"), concat(chunks, "uvw_m")
+    np.testing.assert_array_equal(np.flatnonzero(np.all(weight == 0, axis=1)), [3, 4, 7])
+    assert np.all(weight[[0, 1, 2, 5, 6, 8]] > 0)
+    np.testing.assert_array_equal(uvw_m[[3, 4, 7]], 0.0)  # nothing NaN reaches the gridder
+    np.testing.assert_array_equal(uvw_m[0], row_uvw_m(nrow)[0])
+    assert sum(c.n_nonfinite for c in chunks) == 2 * NCHAN  # rows 3 and 7

@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import zarr
 from msfactory import point_sources_ms
 
 from skarim.config import DeconvConfig, GridConfig, OutputConfig, ReadConfig, RunConfig
 from skarim.deconv.rim import RIM, RIMConfig
-from skarim.deconv.weights import save_weights, shipped_weights_path, weights_sha256
+from skarim.deconv.weights import save_weights
+from skarim.deconv.weights_id import shipped_weights_path, weights_sha256
 from skarim.errors import StoreMismatchError
 from skarim.io.ms_meta import open_ms
 from skarim.run.pipeline import open_run_store
@@ -57,3 +59,22 @@ def test_scratch_arrays_left_by_a_killed_task_are_cleared(tmp_path):
     assert store.clear_scratch() == 2
     assert "scratch" not in store.group
     assert store.array("dirty").shape == (1, 64, 64)  # the run's arrays stay
+
+
+def test_a_store_whose_creation_was_cut_short_is_made_again(tmp_path):
+    ms = point_sources_ms(tmp_path)
+    meta = open_ms(ReadConfig(ms=ms))
+    cfg = _cfg(ms, tmp_path)
+    half = zarr.open_group(
+        str(cfg.output.store_path), mode="w", attributes={"complete_layout": False}
+    )
+    half.create_array("dirty", shape=(1, 8, 8), chunks=(1, 8, 8), dtype="float32")  # then killed
+    store = open_run_store(cfg, meta)  # no --overwrite needed: it held no work
+    assert store.group.attrs["complete_layout"] is True
+    assert store.array("dirty").shape == (1, 64, 64) and "rcycle" in store.group
+    (tmp_path / "other").mkdir()
+    foreign = zarr.open_group(str(tmp_path / "other" / "run.zarr"), mode="w")  # not skarim's
+    foreign.create_array("x", shape=(2,), dtype="int8")
+    other = _cfg(ms, tmp_path / "other")
+    with pytest.raises(StoreMismatchError):
+        open_run_store(other, meta)

@@ -32,7 +32,7 @@ from skarim.run.observation import (
     target_observation,
 )
 from skarim.run.pipeline import run_imaging
-from skarim.run.preflight import refusal
+from skarim.run.preflight import check_field, refusal
 from skarim.run.stage_memory import DUCC_OFACTOR, DUCC_SUPPORT, Layout
 from skarim.run.workers import WorkerPlan
 
@@ -216,3 +216,33 @@ def test_plan_is_within_25_percent_of_the_peak_memory_and_2x_of_the_wall(
     ratio = budget.wall_s / summary["wall_s"]
     assert 0.5 < ratio < 2.0, (budget.wall_s, summary["wall_s"])
     assert math.isfinite(budget.cycle_hours("cpu"))
+
+
+def test_an_image_reaching_far_beyond_the_horizon_is_refused(tmp_path):
+    def cfg(npix):
+        grid = GridConfig(npix_x=npix, npix_y=npix, cell_rad=6 * ARCSEC)
+        return RunConfig(read=ReadConfig(ms=tmp_path / "x.ms"), grid=grid)
+
+    with pytest.raises(InputError, match=r"l = 1\.46 .* --size 68754 covers the whole sky"):
+        check_field(cfg(100096))
+    check_field(cfg(68754))  # the whole sky, axes to l = 1: imaged
+
+
+def test_a_small_job_runs_in_this_process_unless_workers_are_asked_for(tmp_path):
+    ms = point_sources_ms(tmp_path)
+
+    def run(name, cluster):
+        cfg = RunConfig(
+            read=ReadConfig(ms=ms),
+            grid=GridConfig(npix_x=64, npix_y=64, cell_rad=20 * ARCSEC, tile=32),
+            output=OutputConfig(name=str(tmp_path / name)),
+            cluster=cluster,
+            dirty_only=True,
+        )
+        run_imaging(cfg)
+        return RunStore.open(cfg.output.store_path).group.attrs["runs"][-1]
+
+    alone = run("alone", ClusterConfig())
+    assert alone["workers"] == 1 and set(alone["peak_rss_bytes"]) == {"local"}
+    sized = run("sized", ClusterConfig(n_workers=2, threads_per_worker=1))
+    assert sized["workers"] == 2 and len(sized["peak_rss_bytes"]) == 2
