@@ -30,7 +30,8 @@ from msfactory import point_sources_ms
 
 from skarim.config import load_run_config
 from skarim.io.store import RunStore
-from skarim.run.jobqueue import BATCH_JOB_TOPIC, WORKER_JOB_NAME
+from skarim.run.batch_jobs import BATCH_JOB_TOPIC
+from skarim.run.jobqueue import WORKER_JOB_NAME
 from skarim.run.pipeline import run_imaging
 
 ROOT = Path(__file__).resolve().parents[2]
