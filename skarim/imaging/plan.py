@@ -100,7 +100,10 @@ class FacetShare:
 
 
 def facet_shares(cfg: GridConfig, parts: int) -> list[FacetShare]:
-    """The image's facets in ``parts`` contiguous shares of nearly equal facet counts.
+    """The image's facets in ``parts`` shares of whole rows of facets, nearly equal in count.
+
+    Shares own whole rows of tiles, so two tasks never write the same chunk of the store's
+    tile-row markers (``gridded``) side by side.
 
     Parameters
     ----------
@@ -116,19 +119,21 @@ def facet_shares(cfg: GridConfig, parts: int) -> list[FacetShare]:
 
     Examples
     --------
-    >>> cfg = GridConfig(npix_x=4096, npix_y=2048, cell_rad=1e-6, facet_pix=1024)
-    >>> [len(s.facets) for s in facet_shares(cfg, 3)]  # 8 facets of 1024^2
-    [3, 2, 3]
-    >>> [len(s.facets) for s in facet_shares(cfg, 1)]
-    [8]
+    >>> cfg = GridConfig(npix_x=2048, npix_y=4096, cell_rad=1e-6, facet_pix=1024)
+    >>> [len(s.facets) for s in facet_shares(cfg, 3)]  # 4 rows of 2 facets of 1024^2
+    [2, 4, 2]
+    >>> [len(s.facets) for s in facet_shares(cfg, 8)]  # no more shares than facet rows
+    [2, 2, 2, 2]
     """
     facets = plan_facets(cfg)
-    parts = max(1, min(parts, len(facets)))
-    bounds = np.linspace(0, len(facets), parts + 1).round().astype(int)
-    return [
-        FacetShare(tuple(facets[a:b]), lead=i == 0)
-        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
-    ]
+    rows = sorted({f.ty0 for f in facets})
+    parts = max(1, min(parts, len(rows)))
+    bounds = np.linspace(0, len(rows), parts + 1).round().astype(int)
+    shares = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        mine = set(rows[a:b])
+        shares.append(FacetShare(tuple(f for f in facets if f.ty0 in mine), lead=i == 0))
+    return shares
 
 
 def accumulator_bytes(cfg: GridConfig) -> int:

@@ -14,7 +14,7 @@ array              shape                       chunks            meaning
 ``residual_next``  ``(c, ny, nx)`` float32     ``(1, t, t)``     residual of ``model_next``
 ``mask``           ``(c, ny, nx)`` uint8       ``(1, t, t)``     1 where deconvolution may put
                                                                  flux (:mod:`skarim.io.mask`)
-``gridded``        ``(c, nty, ntx)`` int8      ``(1, nty, ntx)`` 1 once the tile's dirty is written
+``gridded``        ``(c, nty, ntx)`` int8      ``(1, 1, ntx)``   1 once the tile's dirty is written
 ``cycle``          ``(c, nty, ntx)`` int32     ``(1, 1, ntx)``   last major cycle done for a tile
 ``rcycle``         ``(c,)`` int32              ``(1,)``          cycle whose exact residual is in
                                                                  ``residual`` (0: use ``dirty``)
@@ -171,7 +171,7 @@ class RunStore:
         )
         group.create_array("sumwt", shape=(c,), chunks=(1,), dtype="float64", fill_value=0.0)
         tiles = {"shape": (c, nty, ntx), "dimension_names": ("chan", "ty", "tx")}
-        group.create_array("gridded", chunks=(1, nty, ntx), dtype="int8", fill_value=0, **tiles)
+        group.create_array("gridded", chunks=(1, 1, ntx), dtype="int8", fill_value=0, **tiles)
         group.create_array("cycle", chunks=(1, 1, ntx), dtype="int32", fill_value=0, **tiles)
         group.create_array("rcycle", shape=(c,), chunks=(1,), dtype="int32", fill_value=0)
         group.create_array("rms", shape=(c,), chunks=(1,), dtype="float64", fill_value=0.0)

@@ -21,9 +21,9 @@ from skarim.config import (
 from skarim.io.store import RunStore
 from skarim.run.pipeline import run_imaging
 
-NPIX, TILE = 64, 32
-CELL_RAD = math.radians(2.5)  # the image reaches |l| = 1.4; the sky is a disc of 23 pixels
-SOURCES = [(32, 32, 1.0), (27, 38, 0.5)]  # FITS (y, x) and flux, Jy
+NPIX, TILE = 48, 32
+CELL_RAD = math.radians(2.5)  # axes reach |l| = 1.05, corners 1.48; the sky is a disc of 23 px
+SOURCES = [(24, 24, 1.0), (19, 30, 0.5)]  # FITS (y, x) and flux, Jy
 
 
 def _no_sky(path) -> np.ndarray:

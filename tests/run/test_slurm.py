@@ -317,7 +317,11 @@ def _sbatch_whole_run(ms: Path, tmp: Path) -> str:
     cmd = ["sbatch", "--parsable", "--cpus-per-task=2", "--mem=6G", f"--chdir={tmp}"]
     cmd += [f"--output={tmp}/skarim-%j.log", str(ROOT / "pipelines" / "slurm-run.sbatch")]
     out = subprocess.run(
-        cmd + _flags(ms, tmp / "run"), capture_output=True, text=True, check=True, env=os.environ
+        cmd + _flags(ms, tmp / "run") + ["--workers", "2"],  # a small job would run alone
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
     )
     return out.stdout.strip().split(";")[0]
 
