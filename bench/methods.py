@@ -22,6 +22,7 @@ resumes from an earlier store and WSClean never finds old files.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -31,10 +32,12 @@ from pathlib import Path
 from cases import Case
 from tools import Measured, log_tail, run_measured
 
+from skarim.config import GridConfig
+
 __all__ = ["RunSpec", "MethodRun", "METHODS", "EPSILON", "run_method"]
 
-EPSILON = 1e-5
-"""Gridding accuracy of every tool: skarim's default (``GridConfig.epsilon``)."""
+EPSILON = GridConfig.model_fields["epsilon"].default
+"""Gridding accuracy of every tool: skarim's default, which is also WSClean's."""
 
 _BENCH_DIR = Path(__file__).resolve().parent
 
@@ -110,17 +113,23 @@ def _fresh(spec: RunSpec, method: str) -> Path:
 
 def _skarim_cmd(spec: RunSpec, prefix: Path, dirty_only: bool) -> list[str]:
     c = spec.case
-    cmd = [sys.executable, "-m", "skarim", "image", str(spec.ms),
+    # skarim plans its workers from the cores it may use, as a user's run does: the run's
+    # threads are those cores (``taskset`` when fewer than this process may use)
+    cores = sorted(os.sched_getaffinity(0))
+    pin = [] if spec.threads >= len(cores) else ["taskset", "-c", _cpu_list(cores[: spec.threads])]
+    cmd = [*pin, sys.executable, "-m", "skarim", "image", str(spec.ms),
            "--size", str(c.npix), str(c.npix), "--scale", f"{c.cell_arcsec:g}asec",
            "--weight", "briggs", "0", "--channels-out", str(c.channels_out),
-           "--name", str(prefix),
-           # the run's threads as that many single-threaded workers (the plan of that many cores)
-           "--workers", str(spec.threads), "--threads", "1"]  # fmt: skip
+           "--name", str(prefix)]  # fmt: skip
     if spec.skarim_has_device_flag:
         cmd += ["--device", spec.device]
     if dirty_only:
         cmd.append("--dirty-only")
     return cmd
+
+
+def _cpu_list(cpus: list[int]) -> str:
+    return ",".join(str(c) for c in cpus)
 
 
 def _finish(run: MethodRun, measured: Measured, needed: list[Path]) -> MethodRun:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dask.utils import parse_bytes, parse_timedelta
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from skarim.config import ClusterKind
@@ -108,6 +107,8 @@ class JobRecipe(BaseModel):
     @property
     def memory_bytes(self) -> int:
         """Memory per job, bytes."""
+        from dask.utils import parse_bytes  # dask loads only for batch-job recipes
+
         return int(parse_bytes(self.memory))
 
     @property
@@ -127,6 +128,8 @@ class JobRecipe(BaseModel):
         stagger = (
             wall * STAGGER_FRACTION if self.lifetime_stagger is None else self.lifetime_stagger
         )
+        from dask.utils import parse_timedelta
+
         life_s, stagger_s = float(parse_timedelta(life)), float(parse_timedelta(stagger))
         if life_s <= 0 or stagger_s < 0 or life_s + stagger_s >= wall:
             raise ValueError(
