@@ -190,6 +190,30 @@ def image(
         float | None,
         _opt("Side of the local noise box, beams.", _shown(DeconvConfig, "local_rms_window")),
     ] = None,
+    join_channels: Annotated[
+        bool,
+        _opt(
+            "Deconvolve the output channels together: one MFS model with fitted spectra.",
+            "off",
+            "--join-channels",
+        ),
+    ] = False,
+    fit_spectral_pol: Annotated[
+        int | None,
+        _opt(
+            "With --join-channels, a polynomial of this many terms in frequency per pixel "
+            "(0: each channel free).",
+            _shown(DeconvConfig, "fit_spectral_pol"),
+        ),
+    ] = None,
+    save_source_list: Annotated[
+        bool,
+        _opt(
+            "Also write the model's components as a WSClean source list <name>-sources.txt.",
+            "off",
+            "--save-source-list",
+        ),
+    ] = False,
     weights: Annotated[Path | None, _opt("RIM weights.", "the shipped weights")] = None,
     device: Annotated[
         str | None, _opt("cpu | cuda | auto.", _shown(DeconvConfig, "device"))
@@ -224,7 +248,8 @@ def image(
         apply_primary_beam=apply_primary_beam, primary_beam_limit=primary_beam_limit,
         major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,
         fits_mask=fits_mask, auto_mask=auto_mask, auto_threshold=auto_threshold,
-        local_rms=local_rms, local_rms_window=local_rms_window,
+        local_rms=local_rms, local_rms_window=local_rms_window, join_channels=join_channels,
+        fit_spectral_pol=fit_spectral_pol, save_source_list=save_source_list,
         scheduler=scheduler, cluster=cluster, cluster_config=cluster_config, workers=workers,
     )  # fmt: skip
     cfg = RunConfig.from_flags(flags, config)

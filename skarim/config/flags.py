@@ -99,6 +99,9 @@ class RunFlags:
     auto_threshold: float | None = None
     local_rms: bool = False
     local_rms_window: float | None = None
+    join_channels: bool = False
+    fit_spectral_pol: int | None = None
+    save_source_list: bool = False
     weights: Path | None = None
     device: str | None = None
     scheduler: str | None = None
@@ -128,6 +131,8 @@ class RunFlags:
             "auto_mask": True if self.auto_mask is not None else None,
             "local_rms": self.local_rms or None,
             "local_rms_window": self.local_rms_window,
+            "join_channels": self.join_channels or None,
+            "fit_spectral_pol": self.fit_spectral_pol,
         }
 
     def overrides(self) -> dict[str, Any]:
@@ -176,6 +181,7 @@ class RunFlags:
                 "overwrite": self.overwrite or None,
                 "apply_primary_beam": self.apply_primary_beam or None,
                 "primary_beam_limit": self.primary_beam_limit,
+                "save_source_list": self.save_source_list or None,
             },
             "deconv": {
                 "major_cycles": self.major_cycles,

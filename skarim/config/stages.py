@@ -261,6 +261,19 @@ class DeconvConfig(_Frozen):
         (WSClean's ``-local-rms``).
     local_rms_window : float
         Side of the local noise box, in synthesised beams (WSClean's ``-local-rms-window``).
+    join_channels : bool
+        Deconvolve all output channels of a tile together (WSClean's ``-join-channels``):
+        the RIM runs on the weighted mean of the channels' residuals (their MFS) and every
+        channel's model is that MFS model times a spectrum fitted to all channels' residuals;
+        the polish cleans the MFS residual's peaks with fitted spectra; the major cycles
+        accept or refuse all channels together (:mod:`skarim.deconv.joined`).
+    fit_spectral_pol : int
+        With ``join_channels``, the channels' models are polynomials of this many terms in
+        frequency at every pixel (WSClean's ``-fit-spectral-pol``; 2 is a straight line);
+        0 leaves each channel's value free.
+    spectral_iterations : int
+        Conjugate-gradient iterations of each joined RIM pass's spectral fit (fewer fit
+        less noise).
     """
 
     major_cycles: int = 3
@@ -279,6 +292,9 @@ class DeconvConfig(_Frozen):
     auto_mask: bool = False
     local_rms: bool = False
     local_rms_window: float = 25.0
+    join_channels: bool = False
+    fit_spectral_pol: int = 0
+    spectral_iterations: int = 10
 
     @property
     def total_cycles(self) -> int:
@@ -297,6 +313,10 @@ class DeconvConfig(_Frozen):
             raise ValueError("margin must be >= 0 and batch_tiles >= 1")
         if self.local_rms_window <= 0:
             raise ValueError("local_rms_window must be > 0 (beams)")
+        if self.fit_spectral_pol < 0 or self.spectral_iterations < 0:
+            raise ValueError("fit_spectral_pol and spectral_iterations must be >= 0")
+        if self.fit_spectral_pol and not self.join_channels:
+            raise ValueError("--fit-spectral-pol fits the joined channels: add --join-channels")
         if self.auto_mask and self.prune_sigma <= 0:
             raise ValueError("auto_mask needs prune_sigma > 0 (--auto-mask N sets it to N)")
         return self
@@ -318,12 +338,21 @@ class OutputConfig(_Frozen):
     primary_beam_limit : float
         The corrected image is NaN where the beam is below this fraction of its peak
         (WSClean ``-primary-beam-limit``, whose default this is).
+    save_source_list : bool
+        Also write the model's components as a WSClean-format source list,
+        ``<name>-sources.txt`` (WSClean ``-save-source-list``).
+    spectral_index_sigma : float
+        The spectral-index map ``<name>-alpha.fits`` (of a run of several output channels)
+        is NaN where the MFS model smoothed to the restoring beam is below this many times
+        the MFS residual's robust noise.
     """
 
     name: str = "skarim"
     overwrite: bool = False
     apply_primary_beam: bool = False
     primary_beam_limit: float = 0.005
+    save_source_list: bool = False
+    spectral_index_sigma: float = 5.0
 
     @field_validator("primary_beam_limit")
     @classmethod
