@@ -9,11 +9,15 @@ Choices made here, per case:
 - the cell is ``1 / (4 uv_max)`` (four pixels across the synthesised beam, as
   ``skarim info`` suggests), computed from the layout's longest projected baseline at the
   highest frequency before simulating, and rounded down to 0.01 arcsec so that the same
-  string is handed to skarim and WSClean;
+  string is handed to skarim and WSClean; a case may fix it instead (``spectral``: 2 arcsec);
 - the visibility noise is set from a target noise of the natural-weighted Stokes I image
   per output channel, ``sigma_img = noise_jy / sqrt(2 N)`` with ``N`` visibilities per
   output channel (``I = (XX + YY) / 2`` halves the variance of each hand; the dirty image is
   the mean of ``N`` real projections). Briggs 0 images are somewhat noisier.
+- ``spectral`` (``joined``) spans 0.9-1.7 GHz in 16 channels (8 with ``--quick``) at a low
+  signal-to-noise per channel (the faintest source about 4 sigma per channel, 16 in the
+  MFS), with spectral indices uniform over -2..+1 and curvatures over -0.5..+0.2: the case
+  on which the joined-channel methods run.
 """
 
 from __future__ import annotations
@@ -64,6 +68,13 @@ class Case:
         First channel centre and channel spacing, Hz.
     speed_only : bool
         The case is there for timings and memory; its scores are reported but not the point.
+    joined : bool
+        The joined-channel methods run on this case, and its report has the joined table.
+    scale_arcsec : float or None
+        Pixel size, arcsec; None: ``1 / (4 uv_max)`` (the module docstring).
+    spectral_index_range, curvature_range : tuple of float or None
+        Bounds of the sky's spectral indices and curvatures
+        (:class:`~skarim.sim.simulate.SimulateConfig`); None: the simulator's defaults.
     seed : int
         Seed of sky and noise.
     """
@@ -84,6 +95,10 @@ class Case:
     freq_start_hz: float = 1.3e9
     chan_width_hz: float = 20e6
     speed_only: bool = False
+    joined: bool = False
+    scale_arcsec: float | None = None
+    spectral_index_range: tuple[float, float] | None = None
+    curvature_range: tuple[float, float] | None = None
     seed: int = 1
 
     @property
@@ -102,7 +117,10 @@ class Case:
 
     @property
     def cell_arcsec(self) -> float:
-        """Pixel size, arcsec: ``1 / (4 uv_max)`` rounded down to 0.01 arcsec."""
+        """Pixel size, arcsec: :attr:`scale_arcsec`, else ``1 / (4 uv_max)`` rounded down to
+        0.01 arcsec."""
+        if self.scale_arcsec is not None:
+            return self.scale_arcsec
         uvw_m = uvw_tracks_m(
             load_layout(self.layout), math.radians(self.dec_deg), self._hour_angles_rad()
         ).reshape(-1, 3)  # (ntime * nbl, 3)
@@ -139,12 +157,21 @@ class Case:
             n_gaussians=self.n_gaussians,
             brightest_jy=1.0,
             dynamic_range=self.dynamic_range,
+            spectral_index_range=self.spectral_index_range,
+            curvature_range=self.curvature_range,
             seed=self.seed,
         )
 
 
 def _cases(*cases: Case) -> dict[str, Case]:
     return {c.name: c for c in cases}
+
+
+_SPECTRAL = {"layout": "meerkat", "integration_s": 60.0, "dec_deg": -30.0,
+             "dynamic_range": 50.0, "noise_image_jy": 5e-3, "joined": True, "scale_arcsec": 2.0,
+             "spectral_index_range": (-2.0, 1.0), "curvature_range": (-0.5, 0.2)}  # fmt: skip
+"""What the full and quick ``spectral`` cases share: 1 Jy down to 20 mJy, noise 5 mJy/beam
+per channel (natural weighting): the faintest source is 4 sigma per channel."""
 
 
 FULL_CASES = _cases(
@@ -168,6 +195,9 @@ FULL_CASES = _cases(
          layout="meerkat", npix=4096, nchan=2, channels_out=2, duration_h=1.0,
          integration_s=60.0, dec_deg=-30.0, n_points=80, n_gaussians=8,
          dynamic_range=1e3, noise_image_jy=1e-4, speed_only=True),
+    Case("spectral", "MeerKAT-like 2 h, 16 channels over 0.9-1.7 GHz, low SNR per channel",
+         npix=512, nchan=16, channels_out=16, duration_h=2.0, n_points=30, n_gaussians=4,
+         freq_start_hz=0.925e9, chan_width_hz=50e6, **_SPECTRAL),
 )  # fmt: skip
 """The cases of a full run, by name."""
 
@@ -180,6 +210,9 @@ QUICK_CASES = _cases(
          layout="meerkat", npix=256, nchan=2, channels_out=2, duration_h=0.5,
          integration_s=60.0, dec_deg=-30.0, n_points=20, n_gaussians=1,
          dynamic_range=1e4, noise_image_jy=1e-5),
+    Case("spectral", "MeerKAT-like 30 min at 256^2, 8 channels over 0.9-1.7 GHz, low SNR",
+         npix=256, nchan=8, channels_out=8, duration_h=0.5, n_points=12, n_gaussians=2,
+         freq_start_hz=0.95e9, chan_width_hz=100e6, **_SPECTRAL),
 )  # fmt: skip
 """The cases of ``--quick``: a few minutes on 2 cores."""
 

@@ -17,6 +17,9 @@ resumes from an earlier store and WSClean never finds old files.
   ``-wgridder-accuracy`` is set to skarim's epsilon (WSClean's default is 1e-4) so both
   grid to the same accuracy, and ``-j`` to the thread count.
 - ``ducc0_raw``: ``bench/ducc0_grid.py``, one read and one ``vis2dirty`` per output channel.
+- ``skarim_joined``, ``wsclean_joined`` (only on cases marked ``joined``,
+  :func:`methods_for`): ``skarim`` plus ``--join-channels --fit-spectral-pol 2``, and
+  ``wsclean_multiscale`` plus ``-join-channels -fit-spectral-pol 2``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,16 @@ from tools import Measured, log_tail, run_measured
 
 from skarim.config import GridConfig
 
-__all__ = ["RunSpec", "MethodRun", "METHODS", "EPSILON", "run_method"]
+__all__ = [
+    "RunSpec",
+    "MethodRun",
+    "METHODS",
+    "JOINED_METHODS",
+    "EPSILON",
+    "command_line",
+    "methods_for",
+    "run_method",
+]
 
 EPSILON = GridConfig.model_fields["epsilon"].default
 """Gridding accuracy of every tool: skarim's default, which is also WSClean's."""
@@ -147,10 +159,41 @@ def _finish(run: MethodRun, measured: Measured, needed: list[Path]) -> MethodRun
     return run
 
 
+_CLEAN = ("-niter", "100000", "-auto-threshold", "1", "-auto-mask", "3", "-mgain", "0.8")
+
+_SKARIM_EXTRA: dict[str, tuple[str, ...]] = {
+    "skarim": (),
+    "skarim_rim": ("--polish-cycles", "0"),
+    "skarim_joined": ("--join-channels", "--fit-spectral-pol", "2"),
+}
+_WSCLEAN_EXTRA: dict[str, tuple[str, ...]] = {
+    "wsclean_dirty": ("-niter", "0"),
+    "wsclean_hogbom": _CLEAN,
+    "wsclean_multiscale": (*_CLEAN, "-multiscale"),
+    "wsclean_joined": (*_CLEAN, "-multiscale", "-join-channels", "-fit-spectral-pol", "2"),
+}
+
+
+def command_line(method: str, spec: RunSpec, prefix: Path) -> list[str]:
+    """The command of a skarim or WSClean method, its products named ``<prefix>-...``.
+
+    Raises
+    ------
+    KeyError
+        If ``method`` is not a skarim or WSClean method.
+    """
+    if method == "skarim_dirty":
+        return _skarim_cmd(spec, prefix, True)
+    if method in _SKARIM_EXTRA:
+        return [*_skarim_cmd(spec, prefix, False), *_SKARIM_EXTRA[method]]
+    return _wsclean_cmd(spec, prefix, _WSCLEAN_EXTRA[method])
+
+
 def _skarim_dirty(spec: RunSpec) -> MethodRun:
     out = _fresh(spec, "skarim_dirty")
     prefix = out / "skarim"
-    m = run_measured(_skarim_cmd(spec, prefix, True), out, out / "run.log", spec.timeout_s)
+    cmd = command_line("skarim_dirty", spec, prefix)
+    m = run_measured(cmd, out, out / "run.log", spec.timeout_s)
     run = MethodRun(
         "skarim_dirty", "ok",
         residual=[Path(f"{prefix}-dirty.fits")], psf=[Path(f"{prefix}-psf.fits")],
@@ -158,11 +201,10 @@ def _skarim_dirty(spec: RunSpec) -> MethodRun:
     return _finish(run, m, run.residual + run.psf)
 
 
-def _skarim(spec: RunSpec, method: str = "skarim", extra: tuple[str, ...] = ()) -> MethodRun:
+def _skarim(spec: RunSpec, method: str = "skarim") -> MethodRun:
     out = _fresh(spec, method)
     prefix = out / "skarim"
-    cmd = [*_skarim_cmd(spec, prefix, False), *extra]
-    m = run_measured(cmd, out, out / "run.log", spec.timeout_s)
+    m = run_measured(command_line(method, spec, prefix), out, out / "run.log", spec.timeout_s)
     model = Path(f"{prefix}-model.fits")
     run = MethodRun(
         method, "ok", model=[model], residual=[Path(f"{prefix}-residual.fits")],
@@ -176,13 +218,17 @@ def _skarim(spec: RunSpec, method: str = "skarim", extra: tuple[str, ...] = ()) 
     return _finish(run, m, run.model)
 
 
+def _skarim_joined(spec: RunSpec) -> MethodRun:
+    return _skarim(spec, "skarim_joined")
+
+
 def _skarim_rim(spec: RunSpec) -> MethodRun:
     if spec.case.speed_only:
         return MethodRun("skarim_rim", "not available", note="speed-only case")
-    return _skarim(spec, "skarim_rim", ("--polish-cycles", "0"))
+    return _skarim(spec, "skarim_rim")
 
 
-def _wsclean_cmd(spec: RunSpec, prefix: Path, extra: list[str]) -> list[str]:
+def _wsclean_cmd(spec: RunSpec, prefix: Path, extra: tuple[str, ...]) -> list[str]:
     c = spec.case
     return ["wsclean", "-size", str(c.npix), str(c.npix), "-scale", f"{c.cell_arcsec:g}asec",
             "-weight", "briggs", "0", "-channels-out", str(c.channels_out), "-use-wgridder",
@@ -196,12 +242,12 @@ def _wsclean_products(prefix: Path, channels_out: int, product: str) -> list[Pat
     return [Path(f"{prefix}-{k:04d}-{product}.fits") for k in range(channels_out)]
 
 
-def _wsclean(spec: RunSpec, method: str, extra: list[str], deconvolve: bool) -> MethodRun:
+def _wsclean(spec: RunSpec, method: str, deconvolve: bool = True) -> MethodRun:
     if shutil.which("wsclean") is None:
         return MethodRun(method, "not available", note="wsclean not on PATH")
     out = _fresh(spec, method)
     prefix = out / "wsclean"
-    m = run_measured(_wsclean_cmd(spec, prefix, extra), out, out / "run.log", spec.timeout_s)
+    m = run_measured(command_line(method, spec, prefix), out, out / "run.log", spec.timeout_s)
     k = spec.case.channels_out
     run = MethodRun(method, "ok", psf=_wsclean_products(prefix, k, "psf"))
     if deconvolve:
@@ -212,19 +258,20 @@ def _wsclean(spec: RunSpec, method: str, extra: list[str], deconvolve: bool) -> 
     return _finish(run, m, run.model + run.residual)
 
 
-_CLEAN = ["-niter", "100000", "-auto-threshold", "1", "-auto-mask", "3", "-mgain", "0.8"]
-
-
 def _wsclean_dirty(spec: RunSpec) -> MethodRun:
-    return _wsclean(spec, "wsclean_dirty", ["-niter", "0"], deconvolve=False)
+    return _wsclean(spec, "wsclean_dirty", deconvolve=False)
 
 
 def _wsclean_hogbom(spec: RunSpec) -> MethodRun:
-    return _wsclean(spec, "wsclean_hogbom", _CLEAN, deconvolve=True)
+    return _wsclean(spec, "wsclean_hogbom")
 
 
 def _wsclean_multiscale(spec: RunSpec) -> MethodRun:
-    return _wsclean(spec, "wsclean_multiscale", [*_CLEAN, "-multiscale"], deconvolve=True)
+    return _wsclean(spec, "wsclean_multiscale")
+
+
+def _wsclean_joined(spec: RunSpec) -> MethodRun:
+    return _wsclean(spec, "wsclean_joined")
 
 
 def _ducc0_raw(spec: RunSpec) -> MethodRun:
@@ -245,12 +292,23 @@ METHODS: dict[str, Callable[[RunSpec], MethodRun]] = {
     "skarim_dirty": _skarim_dirty,
     "skarim": _skarim,
     "skarim_rim": _skarim_rim,
+    "skarim_joined": _skarim_joined,
     "wsclean_dirty": _wsclean_dirty,
     "wsclean_hogbom": _wsclean_hogbom,
     "wsclean_multiscale": _wsclean_multiscale,
+    "wsclean_joined": _wsclean_joined,
     "ducc0_raw": _ducc0_raw,
 }
 """Every method, in the order it runs and is reported."""
+
+JOINED_METHODS = frozenset({"skarim_joined", "wsclean_joined"})
+"""The methods that run only on cases marked ``joined``."""
+
+
+def methods_for(case: Case) -> list[str]:
+    """The methods run on ``case``, in registry order: all but the joined ones unless it is
+    a joined case."""
+    return [name for name in METHODS if case.joined or name not in JOINED_METHODS]
 
 
 def run_method(name: str, spec: RunSpec) -> MethodRun:

@@ -9,26 +9,43 @@ scores, and the ratios:
 - ``skarim_dirty / ducc0_raw``: whole-process wall times, and skarim's whole dirty run over
   ducc0's gridding calls alone (what skarim's reading, weighting, PSF, tiles and FITS cost
   on top of the bare gridder).
+
+A joined case's record also holds ``joined`` (:func:`score_joined`): the spectral scores
+(:func:`scoring.score_spectral`) of joined skarim, independent skarim and WSClean joined,
+with their wall time and peak memory, and the issue's goals, each pass or fail: joined
+skarim's mean per-channel smoothed SNR at least 3 dB above independent skarim's and above
+WSClean joined's, and its spectral-index error below WSClean joined's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+from cases import Case
 from methods import MethodRun
 from scoring import (
     beam_fwhm_pix,
+    output_freqs_hz,
     read_planes,
     residual_rms,
     score_model,
+    score_spectral,
+    spectral_truth,
     truth_per_output_channel,
 )
 
 from skarim.beam import Beam, common_beam, fit_beam
 from skarim.io.fits import read_cube
+from skarim.sim.simulate import SimulationResult
 
-__all__ = ["case_beam", "score_runs", "ratios", "format_table"]
+__all__ = ["case_beam", "score_runs", "score_joined", "joined_goals", "ratios", "format_table"]
+
+JOINED_ROWS = ("skarim_joined", "skarim", "wsclean_joined")
+"""The methods of a joined case's table: joined skarim, independent skarim, WSClean joined."""
+
+_GAIN_DB = 3.0
 
 
 def _beam_dict(beam: Beam) -> dict[str, float]:
@@ -93,6 +110,60 @@ def score_runs(
                 row.update(score_model(model, truth_out, fwhm_pix).as_dict())
         table[name] = row
     return table
+
+
+def score_joined(
+    runs: dict[str, MethodRun], sim: SimulationResult, case: Case, fwhm_pix: float
+) -> dict[str, object]:
+    """Spectral scores, costs and goals of a joined case (module docstring).
+
+    The MFS noise of the source selection is the natural-weighted noise the case is
+    simulated to, ``noise_image_jy / sqrt(channels_out)`` (Briggs 0 is a little noisier).
+    """
+    truth_out = truth_per_output_channel(sim.truth, case.channels_out)
+    freq_out = output_freqs_hz(sim.freq_hz, case.channels_out)
+    sigma_mfs = case.noise_image_jy / math.sqrt(case.channels_out)
+    sources = spectral_truth(sim.sky, truth_out, freq_out, fwhm_pix, sigma_mfs)
+    rows: dict[str, dict[str, object]] = {}
+    for name in JOINED_ROWS:
+        run = runs.get(name)
+        row: dict[str, object] = {"status": "not run" if run is None else run.status}
+        if run is not None and run.measured is not None:
+            row["wall_s"] = run.measured.wall_s
+            row["peak_rss_mb"] = run.measured.peak_rss_mb
+        if run is not None and run.status == "ok" and run.model:
+            model, _ = read_planes(run.model)
+            row.update(score_spectral(model, truth_out, sources, fwhm_pix).as_dict())
+        rows[name] = row
+    return {
+        "alpha_ref_freq_hz": sources.ref_freq_hz,
+        "sigma_mfs_jy_beam": sigma_mfs,
+        "alpha_sources": len(sources.alpha),
+        "rows": rows,
+        "goals": joined_goals(rows),
+    }
+
+
+def joined_goals(rows: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """The issue's goals from the joined rows: each a value and ``pass`` (None when a run
+    it needs has no score)."""
+    joined, indep, ws = (rows.get(n, {}) for n in JOINED_ROWS)
+    key = "channel_smoothed_snr_db"
+    gain = _diff(joined.get(key), indep.get(key))
+    ahead = _diff(joined.get(key), ws.get(key))
+    alpha = _diff(joined.get("alpha_error"), ws.get("alpha_error"))
+    return {
+        "channel_gain_over_independent_db": _goal(
+            gain, f">= {_GAIN_DB:g}", lambda v: v >= _GAIN_DB
+        ),
+        "channel_gain_over_wsclean_joined_db": _goal(ahead, "> 0", lambda v: v > 0),
+        "alpha_error_minus_wsclean_joined": _goal(alpha, "< 0", lambda v: v < 0),
+    }
+
+
+def _goal(value: float | None, target: str, ok: Callable[[float], bool]) -> dict[str, object]:
+    known = value is not None and not math.isnan(value)
+    return {"value": value, "target": target, "pass": ok(value) if known else None}
 
 
 def _ratio(a: object, b: object) -> float | None:
@@ -179,6 +250,8 @@ def format_table(cases: list[dict[str, object]]) -> str:
         "*_dirty rows, which have no model: a zero model scores 0 dB); /grid: skarim_dirty wall",
         "time over ducc0's vis2dirty calls alone. Wall/CPU/peak memory: the whole process.",
     ]
+    if any("joined" in case for case in cases):
+        lines += ["", *_format_joined(cases)]
     notes = [
         f"{case['name']} {name}: {row['note']}"
         for case in cases
@@ -188,6 +261,49 @@ def format_table(cases: list[dict[str, object]]) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+def _format_joined(cases: list[dict[str, object]]) -> list[str]:
+    head = (f"{'case':<13}{'method':<20}{'status':<15}{'chan dB':>8}{'smooth':>8}"
+            f"{'MFS sm':>8}{'|dalpha|':>9}{'n/miss':>8}{'wall s':>8}{'peak MiB':>9}")  # fmt: skip
+    lines = ["joined channels: spectral scores (scoring.score_spectral)", head, "-" * len(head)]
+    goals = []
+    for case in cases:
+        joined = case.get("joined")
+        if not joined:
+            continue
+        for name, row in joined["rows"].items():
+            n = row.get("alpha_sources")
+            counts = "-" if n is None else f"{n}/{row.get('alpha_missed')}"
+            lines.append(
+                f"{case['name']:<13}{name:<20}{row['status']:<15}"
+                f"{_f(row.get('channel_snr_db'), '.2f'):>8}"
+                f"{_f(row.get('channel_smoothed_snr_db'), '.2f'):>8}"
+                f"{_f(row.get('mfs_smoothed_snr_db'), '.2f'):>8}"
+                f"{_f(row.get('alpha_error'), '.3f'):>9}{counts:>8}"
+                f"{_f(row.get('wall_s'), '.1f'):>8}{_f(row.get('peak_rss_mb'), '.0f'):>9}"
+            )
+        cells = [_goal_cell(g) for g in joined["goals"].values()]
+        goals.append(f"{case['name']:<13}" + "".join(f"{c:>24}" for c in cells))
+    ghead = (f"{'case':<13}{f'chan gain >= {_GAIN_DB:g} dB':>24}{'ahead of WSClean joined':>24}"
+             f"{'|dalpha| < WSClean':>24}")  # fmt: skip
+    return [
+        *lines,
+        "",
+        "goals (joined skarim; chan gain: smoothed, over independent skarim)",
+        ghead,
+        "-" * len(ghead),
+        *goals,
+        "",
+        "chan dB, smooth: mean over channels of each channel's SNR, raw and smoothed; MFS sm:",
+        "smoothed SNR of the channels' mean; |dalpha|: median |alpha_fit - alpha_true| of the",
+        "n truth sources >= 10 sigma in the MFS (miss: model not positive in two channels).",
+    ]
+
+
+def _goal_cell(goal: dict[str, object]) -> str:
+    verdict = {True: "pass", False: "fail", None: "-"}[goal["pass"]]
+    return f"{verdict} ({_f(goal['value'], '+.2f')})"
 
 
 def _milli(value: object) -> float | None:

@@ -6,15 +6,20 @@ Usage::
                         [--timeout S] [--clean] [--seed N]
 
 For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``extended``, ``hdr``,
-``large``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2 channels and
-30 min tracks) it simulates a Measurement Set and its truth with skarim's simulator, then
-runs each method of :mod:`methods` as its own process (skarim dirty-only, skarim
-deconvolved, skarim's RIM alone, WSClean dirty, Hogbom and multiscale with auto-masking, raw
-ducc0 gridding), measuring wall time, CPU time and peak memory of the whole process. Models
-are scored against the truth (:mod:`scoring`): SNR raw and smoothed with the case's fitted
-clean beam, flux ratio, residual RMS. It prints one table, with the ratios skarim/WSClean and
-skarim/ducc0, and writes ``<out>/results.json`` with the machine (CPU model, cores,
-threads, load, GPU), tool versions and every command line.
+``large``, ``spectral``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2
+channels and 30 min tracks, and ``spectral`` at 256^2 with 8 channels) it simulates a
+Measurement Set and its truth with skarim's simulator, then runs each method of
+:mod:`methods` as its own process (skarim dirty-only, skarim deconvolved, skarim's RIM
+alone, WSClean dirty, Hogbom and multiscale with auto-masking, raw ducc0 gridding),
+measuring wall time, CPU time and peak memory of the whole process. Models are scored
+against the truth (:mod:`scoring`): SNR raw and smoothed with the case's fitted clean beam,
+flux ratio, residual RMS. It prints one table, with the ratios skarim/WSClean and
+skarim/ducc0. The joined-channel case ``spectral`` (16 channels over 0.9-1.7 GHz, low SNR
+per channel, curved spectra) also runs skarim and WSClean multiscale with joined channels
+(``--join-channels --fit-spectral-pol 2``) and adds a table of joined skarim, independent
+skarim and WSClean joined: mean per-channel SNR, MFS SNR, spectral-index error, time and
+memory, and the issue's goals as pass/fail. It writes ``<out>/results.json`` with the
+machine (CPU model, cores, threads, load, GPU), tool versions and every command line.
 
 Work files go to ``<out>/work/<case>/`` (each method in a fresh sub-directory) and are kept
 unless ``--clean``. Only public tools are used: skarim's CLI, ``wsclean``, ducc0 and
@@ -35,8 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cases import Case, select_cases, simulate_case
-from methods import EPSILON, METHODS, RunSpec, run_method
-from report import case_beam, format_table, ratios, score_runs
+from methods import EPSILON, RunSpec, methods_for, run_method
+from report import case_beam, format_table, ratios, score_joined, score_runs
 from scoring import json_safe
 from tools import ensure_table_locks, machine_info, tool_versions
 
@@ -94,7 +99,7 @@ def _run_case(case: Case, out: Path, args: argparse.Namespace, has_device: bool)
     spec = RunSpec(case, sim.ms_path.resolve(), workdir.resolve(), args.threads, args.device,
                    has_device, args.timeout)  # fmt: skip
     runs = {}
-    for name in METHODS:
+    for name in methods_for(case):
         run = run_method(name, spec)
         runs[name] = run
         wall = f"{run.measured.wall_s:.1f} s" if run.measured else ""
@@ -115,6 +120,8 @@ def _run_case(case: Case, out: Path, args: argparse.Namespace, has_device: bool)
         "methods": rows,
         "ratios": ratios(rows),
     }
+    if case.joined:
+        record["joined"] = score_joined(runs, sim, case, float(beam["fwhm_pix"]))
     if args.clean:
         shutil.rmtree(workdir)
     return record

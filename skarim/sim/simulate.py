@@ -72,6 +72,12 @@ class SimulateConfig(BaseModel):
         Flux density of the brightest component, Jy.
     dynamic_range : float
         Brightest over faintest flux density.
+    spectral_index_range : tuple of float or None
+        ``(low, high)``: spectral indices drawn uniformly over it; None: about -0.7 (sd 0.2).
+    curvature_range : tuple of float or None
+        ``(low, high)``: curvatures ``beta`` of ``S(f) = S0 (f / f0)^(alpha + beta ln(f / f0))``
+        drawn uniformly over it; None: power laws (``beta = 0``), the sky and noise of a
+        seed exactly as without the field.
     seed : int
         Seed of the sky and the noise.
     max_antennas : int or None
@@ -103,6 +109,8 @@ class SimulateConfig(BaseModel):
     n_gaussians: int = Field(3, ge=0)
     brightest_jy: float = Field(1.0, gt=0.0)
     dynamic_range: float = Field(1000.0, ge=1.0)
+    spectral_index_range: tuple[float, float] | None = None
+    curvature_range: tuple[float, float] | None = None
     seed: int = Field(0, ge=0)
     max_antennas: int | None = Field(None, ge=2)
     predict: Literal["image", "components"] = "image"
@@ -111,6 +119,10 @@ class SimulateConfig(BaseModel):
     def _check(self) -> SimulateConfig:
         if self.npix % 2:
             raise ValueError(f"npix={self.npix} must be even")
+        for name in ("spectral_index_range", "curvature_range"):
+            bounds = getattr(self, name)
+            if bounds is not None and not bounds[0] <= bounds[1]:
+                raise ValueError(f"{name}={list(bounds)} must be (low, high) with low <= high")
         if self.npix * self.cell_rad >= 1.0:
             raise ValueError(
                 f"cell_rad={self.cell_rad} times npix={self.npix} must span less than 1 rad"
@@ -235,6 +247,8 @@ def simulate(
             n_gaussians=cfg.n_gaussians,
             brightest_jy=cfg.brightest_jy,
             dynamic_range=cfg.dynamic_range,
+            spectral_index_range=cfg.spectral_index_range,
+            curvature_range=cfg.curvature_range,
         )
     truth = None
     if cfg.predict == "image" or truth_path is not None:

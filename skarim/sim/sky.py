@@ -1,4 +1,5 @@
-"""Sky models for simulation: point sources and elliptical Gaussians with spectral indices.
+"""Sky models for simulation: point sources and elliptical Gaussians with curved power-law
+spectra, ``S(f) = S0 (f / f0)^(alpha + beta ln(f / f0))`` (``beta = 0``: a power law).
 
 Numpy only. Components sit at offsets from the phase centre measured in image pixels of
 the grid they are rendered on, in FITS order (``x`` grows to the west, i.e. with -l).
@@ -27,13 +28,15 @@ class SkyModel:
     flux_jy : numpy.ndarray
         ``(ncomp,)`` integrated flux density at ``ref_freq_hz``, Jy.
     spectral_index : numpy.ndarray
-        ``(ncomp,)`` alpha in ``S(f) = S0 (f / f0)^alpha``.
+        ``(ncomp,)`` alpha in ``S(f) = S0 (f / f0)^(alpha + beta ln(f / f0))``.
     major_pix, minor_pix : numpy.ndarray
         ``(ncomp,)`` Gaussian FWHM in pixels; 0 for a point source.
     pa_rad : numpy.ndarray
         ``(ncomp,)`` position angle of the major axis, east of north, radians.
     ref_freq_hz : float
-        Reference frequency of ``flux_jy``.
+        Reference frequency ``f0`` of ``flux_jy``, Hz.
+    curvature : numpy.ndarray or None
+        ``(ncomp,)`` beta, the spectral curvature; None: 0 for every component.
     """
 
     x_pix: np.ndarray
@@ -44,11 +47,26 @@ class SkyModel:
     minor_pix: np.ndarray
     pa_rad: np.ndarray
     ref_freq_hz: float
+    curvature: np.ndarray | None = None
 
     @property
     def is_point(self) -> np.ndarray:
         """Mask of point components."""
         return self.major_pix <= 0
+
+    def flux_at(self, freq_hz: float) -> np.ndarray:
+        """``(ncomp,)`` integrated flux density of every component at ``freq_hz``, Jy."""
+        ratio = freq_hz / self.ref_freq_hz
+        if self.curvature is None:
+            return self.flux_jy * ratio**self.spectral_index
+        return self.flux_jy * ratio ** (self.spectral_index + self.curvature * np.log(ratio))
+
+    def log_slope_at(self, freq_hz: float) -> np.ndarray:
+        """``(ncomp,)`` spectral index at ``freq_hz``: ``d ln S / d ln f = alpha + 2 beta
+        ln(f / f0)``."""
+        if self.curvature is None:
+            return np.array(self.spectral_index, dtype=float)
+        return self.spectral_index + 2.0 * self.curvature * np.log(freq_hz / self.ref_freq_hz)
 
 
 def random_sky(
@@ -59,12 +77,17 @@ def random_sky(
     n_gaussians: int = 3,
     brightest_jy: float = 1.0,
     dynamic_range: float = 1e3,
+    spectral_index_range: tuple[float, float] | None = None,
+    curvature_range: tuple[float, float] | None = None,
 ) -> SkyModel:
     """Draw a sky of heavy-tailed point sources and Gaussians within the inner 80 %.
 
     Point sources sit on pixel centres, so the truth image holds them exactly. Fluxes follow
     a power law (Pareto, index 1.5) between ``brightest_jy / dynamic_range`` and
-    ``brightest_jy``; spectral indices are drawn around -0.7.
+    ``brightest_jy``; spectral indices are drawn uniformly over ``spectral_index_range``,
+    or normally about -0.7 (sd 0.2) when it is None; curvatures uniformly over
+    ``curvature_range``, drawn last and only when it is given (None: power laws, and the
+    generator's draws are those of a sky without curvature).
     """
     n = n_points + n_gaussians
     lo, hi = int(0.1 * npix), int(0.9 * npix)
@@ -79,8 +102,12 @@ def random_sky(
     major[n_points:] = rng.uniform(3, 12, n_gaussians)
     minor[n_points:] = major[n_points:] * rng.uniform(0.4, 1.0, n_gaussians)
     pa = rng.uniform(0, np.pi, n)
-    alpha = rng.normal(-0.7, 0.2, n)
-    return SkyModel(x, y, flux, alpha, major, minor, pa, float(ref_freq_hz))
+    if spectral_index_range is None:
+        alpha = rng.normal(-0.7, 0.2, n)
+    else:
+        alpha = rng.uniform(*spectral_index_range, n)
+    beta = None if curvature_range is None else rng.uniform(*curvature_range, n)
+    return SkyModel(x, y, flux, alpha, major, minor, pa, float(ref_freq_hz), beta)
 
 
 def render_sky(sky: SkyModel, npix_x: int, npix_y: int, freq_hz: float) -> np.ndarray:
@@ -92,7 +119,7 @@ def render_sky(sky: SkyModel, npix_x: int, npix_y: int, freq_hz: float) -> np.nd
         ``(npix_y, npix_x)`` float64 image in Jy/pixel, FITS order.
     """
     image = np.zeros((npix_y, npix_x))
-    scale = sky.flux_jy * (freq_hz / sky.ref_freq_hz) ** sky.spectral_index
+    scale = sky.flux_at(freq_hz)
     yy, xx = np.mgrid[0:npix_y, 0:npix_x].astype(float)
     for k in range(len(scale)):
         if sky.major_pix[k] <= 0:
@@ -160,7 +187,7 @@ def sky_visibilities(
     sin_pa, cos_pa = np.sin(sky.pa_rad), np.cos(sky.pa_rad)
     out = np.zeros((len(uvw_m), len(freq_hz)), dtype=np.complex128)
     for c, f in enumerate(freq_hz):
-        flux = sky.flux_jy * (f / sky.ref_freq_hz) ** sky.spectral_index  # (ncomp,)
+        flux = sky.flux_at(f)  # (ncomp,)
         for r0 in range(0, len(uvw_m), rows_per_block):
             u, v, w = (uvw_m[r0 : r0 + rows_per_block] * (f / SPEED_OF_LIGHT_M_S)).T[:, :, None]
             phase = 2 * np.pi * (u * l_rad + v * m_rad + w * n_minus_1)  # (rows, ncomp)

@@ -191,6 +191,8 @@ def test_config_defaults() -> None:
         ("feeds", "elliptical"),
         ("layout", "no-such-array"),
         ("seed", -3),
+        ("spectral_index_range", (1.0, -2.0)),
+        ("curvature_range", (0.2, -0.5)),
     ],
 )
 def test_bad_config_names_the_field(field: str, value: object) -> None:
