@@ -101,6 +101,7 @@ def finish_cycle(
     cycle: int,
     nthreads: int = 1,
     candidate: list[ResidualSums] | None = None,
+    joined: bool = False,
 ) -> list[ChannelCycleStats]:
     """Accept or refuse the models of cycle ``cycle`` by their exact residuals.
 
@@ -138,6 +139,12 @@ def finish_cycle(
     candidate : list of ResidualSums, optional
         The sums of ``residual_next`` when tasks sharing out the facets already wrote it
         (:func:`skarim.imaging.residual.residual_facets`); computed here when None.
+    joined : bool
+        The channels were deconvolved together (:mod:`skarim.deconv.joined`): they are
+        accepted, refused, converged and pruned together, by their residuals' mean square
+        weighted as the MFS weighs the channels, and pruned where the MFS of their restored
+        images is below ``prune_sigma`` times the MFS noise, so every channel's model keeps
+        the same pixels and its spectrum stays the fitted one.
 
     Returns
     -------
@@ -154,9 +161,18 @@ def finish_cycle(
         )
     else:
         candidate_stats = residual_stats(store, groups, candidate, "model_next")
-    refused = [
-        g for g, s, b in zip(groups, candidate_stats, before, strict=True) if s["rms"] > b * floor
-    ]
+    weight = _mfs_weight(store, groups) if joined else None
+    if weight is None:
+        refused = [
+            g
+            for g, s, b in zip(groups, candidate_stats, before, strict=True)
+            if s["rms"] > b * floor
+        ]
+    else:
+        worse = _mean_square(weight, [s["rms"] for s in candidate_stats]) > floor**2 * (
+            _mean_square(weight, before)
+        )
+        refused = list(groups) if worse else []
     stats = []
     for g, s, b in zip(groups, candidate_stats, before, strict=True):
         if g in refused:  # the previous model again, with its residual (left in place)
@@ -175,11 +191,20 @@ def finish_cycle(
         for g, s in zip(groups, stats, strict=True)
         if g not in refused and cycle < last and s["rms"] <= ratio * noise[g.index]
     ]
+    if weight is not None:
+        noisy = _mean_square(weight, [s["rms"] for s in stats]) <= ratio**2 * _mean_square(
+            weight, [noise[g.index] for g in groups]
+        )
+        converged = list(groups) if not refused and cycle < last and noisy else []
     ended = refused + converged  # the phase's later cycles are skipped for these
     kept_rms = {g.index: s["rms"] for g, s in zip(groups, stats, strict=True)}
     prune = rim_phase and cfg.deconv.prune_sigma > 0
     pruned = [g for g in groups if prune and (g in ended or cycle == last)]
+    if weight is not None and pruned:
+        _prune_joined(store, [g.index for g in groups], weight, cfg, noise)
     for g in groups:
+        if weight is not None and pruned:
+            continue
         if g in pruned:
             _prune(store, g.index, cfg, noise[g.index])
         else:
@@ -262,6 +287,59 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
             if cfg.deconv.auto_mask:
                 inside = store.array("mask")[chan, y0:y1, x0:x1] > 0
                 store.array("mask")[chan, y0:y1, x0:x1] = (keep & inside).astype(np.uint8)
+
+
+def _mfs_weight(store: RunStore, groups: list[ChannelGroup]) -> np.ndarray:
+    """``(C,)`` each channel's share of the MFS: its sum of weights over theirs."""
+    sumwt = np.array([float(store.array("sumwt")[g.index]) for g in groups])
+    return sumwt / sumwt.sum()
+
+
+def _mean_square(weight: np.ndarray, values: list[float]) -> float:
+    """The weighted mean of the squares of per-channel figures."""
+    return float(np.dot(weight, np.square(values)))
+
+
+def _prune_joined(
+    store: RunStore, chans: list[int], weight: np.ndarray, cfg: RunConfig, noise: dict[int, float]
+) -> None:
+    """:func:`_prune` of channels deconvolved together: one set of pixels kept in all.
+
+    A pixel is kept where the MFS of the channels' restored images (each model smoothed to
+    its own beam plus its residual, weighted by ``weight``) reaches ``prune_sigma`` times
+    the MFS noise (the channels' noise maps combined as independent). Blocks of one tile row
+    by :data:`PRUNE_SPAN_TILES` tiles, the channels read one at a time.
+    """
+    t = cfg.grid.tile
+    psfs = {c: store.array("psf")[c] for c in chans}
+    widths = {c: fwhm_to_sigma(psf_fwhm_pix(psfs[c])) for c in chans}
+    areas = {c: beam_area(psf_fwhm_pix(psfs[c])) for c in chans}
+    halo = int(np.ceil(4 * max(widths.values())))
+    maps = np.stack([_noise_map(store, c, cfg, psfs[c], noise[c]) for c in chans])
+    level = cfg.deconv.prune_sigma * np.sqrt(np.tensordot(weight**2, maps**2, axes=1))
+    source = store.array("model_next")
+    ny, nx = source.shape[1:]
+    span = PRUNE_SPAN_TILES * t
+    for y0 in range(0, ny, t):
+        y1 = min(y0 + t, ny)
+        a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
+        for x0 in range(0, nx, span):
+            x1 = min(x0 + span, nx)
+            b0, b1 = max(x0 - halo, 0), min(x1 + halo, nx)
+            core = (slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0))
+            restored = np.zeros((y1 - y0, x1 - x0))
+            for a, c in zip(weight, chans, strict=True):
+                block = np.asarray(source[c, a0:a1, b0:b1], dtype=np.float64)
+                smoothed = smooth_gaussian_truncated(block, widths[c], halo) * areas[c]
+                restored += a * (smoothed[core] + store.array("residual")[c, y0:y1, x0:x1])
+            ty, tx = y0 // t, slice(x0 // t, -(-x1 // t))
+            keep = restored >= np.repeat(level[ty, tx], t)[: x1 - x0]
+            for c in chans:
+                block = np.asarray(source[c, y0:y1, x0:x1])
+                store.array("model")[c, y0:y1, x0:x1] = np.where(keep, block, 0.0)
+                if cfg.deconv.auto_mask:
+                    inside = store.array("mask")[c, y0:y1, x0:x1] > 0
+                    store.array("mask")[c, y0:y1, x0:x1] = (keep & inside).astype(np.uint8)
 
 
 def _noise_map(

@@ -7,6 +7,12 @@ finish-cycle task (exact residuals, accept or refuse). Batches advance independe
 0 may be in its second cycle while batch 1 is still gridding. What the store's markers say is
 done is not submitted again, so re-running a killed run resumes it.
 
+With ``DeconvConfig.join_channels`` the channels are deconvolved together
+(:mod:`skarim.deconv.joined`): once every batch is gridded, each cycle is one joined
+tile-pass task per block of tile rows covering all channels, then every batch's exact
+residuals as :func:`~skarim.run.tasks.residual_share_task` s, then one finish-cycle task
+that accepts or refuses all channels together. Their tags carry the batch :data:`JOINT`.
+
 When there are fewer batches than workers (a few large channels), each batch's facets are
 shared out (:func:`skarim.imaging.plan.facet_shares`, one share per worker the batches leave
 idle): its gridding is one task per share, and its exact residuals are one
@@ -35,6 +41,7 @@ from skarim.run.tasks import (
     TilePassResult,
     finish_cycle_task,
     grid_task,
+    joined_pass_task,
     residual_share_task,
     tile_pass_task,
 )
@@ -43,9 +50,12 @@ if TYPE_CHECKING:
     from skarim.deconv.major_cycle import ChannelCycleStats
     from skarim.imaging.residual import ResidualSums
 
-__all__ = ["CycleRecord", "ScheduleTotals", "Schedule"]
+__all__ = ["JOINT", "CycleRecord", "ScheduleTotals", "Schedule"]
 
 log = logging.getLogger("skarim")
+
+#: The batch index of a joined run's deconvolution tasks: all channels at once.
+JOINT = -1
 
 
 @dataclass(frozen=True)
@@ -248,12 +258,42 @@ class Schedule:
             done = np.minimum(self.store.array("cycle")[group.index], self.cycles).sum()
             self.on_tiles(self.ntiles * self.cycles - int(done))
         self.active[b] = active
-        if active:
-            self._start_cycle(b, min(int(self.store.array("rcycle")[g.index]) for g in active) + 1)
+        if self.cfg.deconv.join_channels:
+            if len(self.active) == len(self.batches):  # every batch gridded
+                self.active[JOINT] = [g for part in self.active.values() for g in part]
+                self._start_joint(self._first_cycle(self.active[JOINT]))
+        elif active:
+            self._start_cycle(b, self._first_cycle(active))
+
+    def _first_cycle(self, groups: list[ChannelGroup]) -> int:
+        return min((int(self.store.array("rcycle")[g.index]) for g in groups), default=0) + 1
+
+    def _start_joint(self, cycle: int) -> None:
+        """Joined passes of ``cycle`` over the blocks of tile rows some channel still needs."""
+        from skarim.deconv.noise import channel_sigma
+
+        groups = sorted(self.active[JOINT], key=lambda g: g.index)
+        if cycle > self.cycles or not groups:
+            return
+        source = "dirty" if cycle == 1 else "residual"
+        for g in groups:
+            self.sigma[g.index] = channel_sigma(self.store, g.index, source, self.wins)
+        sigmas = tuple(self.sigma[g.index] for g in groups)
+        markers = np.stack([self.store.array("cycle")[g.index] for g in groups])  # (C, nty, ntx)
+        blocks = [r for r in self.blocks if np.any(markers[:, r.start : r.stop] < cycle)]
+        self.pending[JOINT] = len(blocks)
+        if not blocks:
+            self._submit_residual(JOINT, cycle)
+        gpu = self.ctx.device == "cuda"
+        for rows in blocks:
+            self._submit(("rim", JOINT, cycle), joined_pass_task, cycle, rows, sigmas, gpu=gpu)
 
     def _start_cycle(self, b: int, cycle: int) -> None:
         from skarim.deconv.noise import channel_sigma
 
+        if b == JOINT:
+            self._start_joint(cycle)
+            return
         if cycle > self.cycles:
             return
         source = "dirty" if cycle == 1 else "residual"
@@ -276,6 +316,17 @@ class Schedule:
 
     def _submit_residual(self, b: int, cycle: int) -> None:
         # a batch's residual unblocks its next cycle: run it before waiting tile tasks
+        if b == JOINT:  # every batch's residuals, then one decision for all channels
+            parts = [(i, self.active[i]) for i in range(len(self.batches)) if self.active[i]]
+            self.outstanding["share", b] = len(parts) * len(self.shares)
+            self.sums[b] = []
+            for i, groups in parts:
+                for k, share in enumerate(self.shares):
+                    self._submit(
+                        ("share", b, cycle, (i, k)), residual_share_task, groups, cycle, share,
+                        priority=1,
+                    )  # fmt: skip
+            return
         if len(self.shares) == 1:
             self._submit(
                 ("residual", b, cycle), finish_cycle_task, self.active[b], cycle, priority=1

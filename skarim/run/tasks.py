@@ -9,6 +9,8 @@ are idempotent: a task retried after its worker died redoes at most what it had 
   (:func:`skarim.imaging.grid.grid_channels`);
 - :func:`tile_pass_task`: one major cycle's pass (RIM or polish) over a block of tile rows of
   one channel (:func:`skarim.deconv.passes.deconvolve_rows`);
+- :func:`joined_pass_task`: one major cycle's joined pass over a block of tile rows of every
+  channel holding data (:func:`skarim.deconv.joined.deconvolve_joined_rows`);
 - :func:`residual_share_task`: a share of the facets of a batch's exact residuals, when a
   large channel's facets are shared out between workers
   (:func:`skarim.imaging.residual.residual_facets`);
@@ -28,6 +30,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from skarim.config import RunConfig
 from skarim.imaging.grid import grid_channels
 from skarim.imaging.plan import ChannelGroup, FacetShare
@@ -45,6 +49,7 @@ __all__ = [
     "CycleTaskResult",
     "grid_task",
     "tile_pass_task",
+    "joined_pass_task",
     "residual_share_task",
     "finish_cycle_task",
 ]
@@ -157,6 +162,26 @@ def tile_pass_task(
     return TilePassResult(written, skipped, perf_counter() - start)
 
 
+def joined_pass_task(
+    ctx: TaskContext, cfg: RunConfig, cycle: int, rows: range, sigmas: tuple[float, ...]
+) -> TilePassResult:
+    """Joined pass ``cycle`` over tile rows ``rows`` of every channel holding data.
+
+    ``sigmas`` are those channels' noise for this cycle, Jy/beam, in channel order
+    (:func:`skarim.deconv.joined.joined_channels`). Tiles already at ``cycle`` in every
+    channel are left out.
+    """
+    from skarim.deconv.device import select_device
+    from skarim.deconv.joined import deconvolve_joined_rows
+
+    start = perf_counter()
+    store = RunStore.open(ctx.store_path, mode="r+")
+    device = select_device(ctx.device, cfg.deconv.precision, worker=_worker_name())
+    with _torch_threads(ctx.threads):
+        written, skipped = deconvolve_joined_rows(store, cfg, cycle, rows, np.array(sigmas), device)
+    return TilePassResult(written, skipped, perf_counter() - start)
+
+
 def _due(store: RunStore, groups: list[ChannelGroup], cycle: int) -> list[ChannelGroup]:
     """The channels whose cycle ``cycle`` is not finished (``rcycle`` below it)."""
     return [g for g in groups if int(store.array("rcycle")[g.index]) < cycle]
@@ -197,5 +222,6 @@ def finish_cycle_task(
     store = RunStore.open(ctx.store_path, mode="r+")
     todo = _due(store, groups, cycle)
     sums = None if candidate is None else list(candidate)
-    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads, sums) if todo else []
+    joined = cfg.deconv.join_channels
+    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads, sums, joined) if todo else []
     return CycleTaskResult(tuple(stats), perf_counter() - start)

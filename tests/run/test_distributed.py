@@ -251,3 +251,22 @@ def test_one_channel_is_shared_out_between_the_workers_by_facet(ms, client, tmp_
     assert result.residuals_computed == TOTAL
     _assert_same_state(_arrays(cfg.output.store_path), _arrays(sync.output.store_path))
     assert float(RunStore.open(cfg.output.store_path).array("sumwt")[0]) > 0
+
+
+def test_a_joined_run_on_the_cluster_equals_the_in_process_one(ms, client, tmp_path):
+    """--join-channels over 4 channels gridded in 4 batches (one channel each): joined tile
+    passes, every batch's residuals, one decision for all channels."""
+
+    def joined(name, cluster):
+        cfg = _config(ms, tmp_path / name, cluster, channels_out=4)
+        grid = cfg.grid.model_copy(update={"memory_budget_mb": 1})
+        deconv = cfg.deconv.model_copy(update={"join_channels": True, "fit_spectral_pol": 2})
+        return cfg.model_copy(update={"grid": grid, "deconv": deconv})
+
+    sync = run_imaging(joined("sync", ClusterConfig(kind="sync", threads_per_worker=1)))
+    dist = run_imaging(joined("dask", _joined(client)))
+    assert dist.tiles_deconvolved == sync.tiles_deconvolved == 4 * 4 * TOTAL
+    _assert_same_state(_arrays(dist.store), _arrays(sync.store))
+    model = RunStore.open(dist.store).array("model")[...]
+    support = model != 0
+    assert support.any() and (support == support[0]).all()  # one set of pixels throughout

@@ -1,0 +1,230 @@
+"""Joined-channel tile passes: every output channel of a tile deconvolved together.
+
+With :attr:`skarim.config.DeconvConfig.join_channels` a tile pass reads the windows of all
+output channels that hold data (``sumwt > 0``), weighted by their sums of weights ``w_c``
+(``a_c = w_c / sum w``, as the MFS image weighs them):
+
+- **RIM phase**: the RIM deconvolves the MFS of the channels, ``sum_c a_c r_c`` with the PSF
+  ``sum_c a_c P_c`` and starting model ``sum_c a_c x0_c`` (the signal-to-noise of all the
+  channels at once); each channel's model is then that MFS model plus spectral terms fitted
+  to all channels' residuals on its support (:func:`skarim.deconv.spectral.fit_joined_model`):
+  a polynomial of ``fit_spectral_pol`` terms in frequency at every pixel, whose weighted mean
+  over the channels is the RIM's MFS model.
+- **Polish phase**: WSClean's joined-channel Hogbom CLEAN on each window
+  (:func:`skarim.deconv.spectral.joined_hogbom`): peaks of the MFS residual, the channels'
+  values there fitted with the same polynomial.
+
+A tile's ``cycle`` markers advance in every channel once all channels' ``model_next`` are
+written, so a pass killed halfway resumes the tile in all channels. The major cycle then
+accepts or refuses all channels together (:func:`skarim.deconv.major_cycle.finish_cycle`
+with ``joined``). :func:`deconvolve_joined_rows` covers a block of tile rows; the worker task
+:func:`skarim.run.tasks.joined_pass_task` calls it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skarim.config import RunConfig
+from skarim.deconv.deconvolver import WindowBatch, phase_deconvolver
+from skarim.deconv.device import ComputeDevice
+from skarim.deconv.noise import local_box_pix, local_sigma
+from skarim.deconv.spectral import fit_joined_model, joined_hogbom, spectral_basis
+from skarim.deconv.tiles import TileWindow, fit_psf, read_windows, tile_windows
+from skarim.io.store import RunStore
+
+__all__ = ["JoinedChannels", "joined_channels", "deconvolve_joined_rows"]
+
+
+@dataclass(frozen=True)
+class JoinedChannels:
+    """The output channels a joined pass deconvolves together, and how they are weighed.
+
+    Attributes
+    ----------
+    chans : tuple of int
+        Output channels holding data, ascending.
+    weight : numpy.ndarray
+        ``(C,)`` their sums of imaging weights.
+    basis : numpy.ndarray
+        ``(K, C)`` the spectral basis of their models (:func:`spectral_basis`).
+    """
+
+    chans: tuple[int, ...]
+    weight: np.ndarray
+    basis: np.ndarray
+
+    @property
+    def mfs_weight(self) -> np.ndarray:
+        """``(C,)`` each channel's weight in the MFS, summing to 1."""
+        return self.weight / self.weight.sum()
+
+    def mfs(self, cube: np.ndarray) -> np.ndarray:
+        """The weighted mean over axis 0 of a ``(C, ...)`` stack."""
+        return np.tensordot(self.mfs_weight, cube, axes=1)
+
+    def mfs_sigma(self, sigmas: np.ndarray) -> np.ndarray:
+        """Noise of the MFS of channels of independent noise ``sigmas`` (``(C, ...)``)."""
+        return np.sqrt(np.tensordot(self.mfs_weight**2, np.square(sigmas), axes=1))
+
+
+def joined_channels(store: RunStore, cfg: RunConfig) -> JoinedChannels:
+    """The channels of the store that hold data, their weights and spectral basis."""
+    sumwt = np.asarray(store.array("sumwt")[...], dtype=np.float64)  # (nchan,)
+    chans = tuple(int(c) for c in np.flatnonzero(sumwt > 0))
+    weight = sumwt[list(chans)]
+    freq_hz = store.wcs.freq_hz[list(chans)]
+    return JoinedChannels(
+        chans, weight, spectral_basis(freq_hz, weight, cfg.deconv.fit_spectral_pol)
+    )
+
+
+def deconvolve_joined_rows(
+    store: RunStore,
+    cfg: RunConfig,
+    cycle: int,
+    rows: range,
+    sigmas: np.ndarray,
+    device: ComputeDevice,
+) -> tuple[int, int]:
+    """Joined pass ``cycle`` (RIM or polish) over tile rows ``rows`` of every channel.
+
+    Parameters
+    ----------
+    store : RunStore
+        The run's store.
+    cfg : RunConfig
+        The run (tile geometry, margin, batch size, weights, thresholds, spectral fit).
+    cycle : int
+        Major cycle.
+    rows : range
+        Tile rows covered; batches of ``batch_tiles`` tiles never cross a row.
+    sigmas : numpy.ndarray
+        ``(C,)`` the noise of each channel of :func:`joined_channels` for this cycle,
+        Jy/beam (:func:`skarim.deconv.noise.channel_sigma`).
+    device : ComputeDevice
+        Where the RIM runs.
+
+    Returns
+    -------
+    tuple of int
+        (channel, tile) units written and, of those, the units left as they were.
+    """
+    d = cfg.deconv
+    joined = joined_channels(store, cfg)
+    psfs = np.stack([store.array("psf")[c] for c in joined.chans])  # (C, 2t, 2t)
+    wins = tile_windows(cfg)
+    w = cfg.grid.tile + 2 * d.margin
+    psfs_w = np.stack([fit_psf(p, w) for p in psfs])  # (C, 2w, 2w)
+    masked = d.fits_mask is not None or (d.auto_mask and cycle > d.major_cycles)
+    box = local_box_pix(d, joined.mfs(psfs), w) if d.local_rms else 0
+    pass_ = _JoinedPass(store, cfg, joined, cycle, psfs, psfs_w, device, masked, box)
+    written = skipped = 0
+    for ty in rows:
+        row = [win for win in wins if win.ty == ty]
+        for i in range(0, len(row), d.batch_tiles):
+            done, idle = pass_.run(row[i : i + d.batch_tiles], np.asarray(sigmas, float))
+            written, skipped = written + done, skipped + idle
+    return written, skipped
+
+
+@dataclass(frozen=True)
+class _JoinedPass:
+    """One cycle's joined pass over batches of windows of one tile row."""
+
+    store: RunStore
+    cfg: RunConfig
+    joined: JoinedChannels
+    cycle: int
+    psfs: np.ndarray  # (C, 2t, 2t)
+    psfs_w: np.ndarray  # (C, 2w, 2w)
+    device: ComputeDevice
+    masked: bool
+    box: int
+
+    def run(self, wins: list[TileWindow], sigmas: np.ndarray) -> tuple[int, int]:
+        """Deconvolve the windows not yet at the cycle in some channel; write, then mark.
+
+        Returns the (channel, tile) units written and those left as they were.
+        """
+        store, chans, cycle = self.store, self.joined.chans, self.cycle
+        ty = wins[0].ty
+        markers = np.stack([store.array("cycle")[c, ty] for c in chans])  # (C, ntx)
+        todo = [win for win in wins if markers[:, win.tx].min() < cycle]
+        if not todo:
+            return 0, 0
+        source = "dirty" if cycle == 1 else "residual"
+        residual = np.stack([read_windows(store.array(source), c, todo) for c in chans])
+        x0 = (
+            np.zeros_like(residual)
+            if cycle == 1
+            else np.stack([read_windows(store.array("model"), c, todo) for c in chans])
+        )  # (C, b, w, w)
+        mask = read_windows(store.array("mask"), chans[0], todo) > 0 if self.masked else None
+        window_sigmas = np.repeat(sigmas[:, None], len(todo), axis=1)  # (C, b)
+        if self.box > 0:
+            window_sigmas = np.array(
+                [[local_sigma(store, c, source, win, self.box) for win in todo] for c in chans]
+            )
+        m, t = todo[0].margin, todo[0].tile
+        if cycle <= self.cfg.deconv.major_cycles:
+            out, skipped = self._rim(residual, x0, window_sigmas, slice(m, m + t), mask)
+        else:
+            out, skipped = self._polish(residual, x0, window_sigmas, mask)
+        for k, c in enumerate(chans):
+            for i, win in enumerate(todo):
+                ys, xs = win.core
+                ny, nx = ys.stop - ys.start, xs.stop - xs.start
+                store.array("model_next")[c, ys, xs] = out[k, i, m : m + ny, m : m + nx]
+        for k, c in enumerate(chans):  # every channel's model first, then the markers
+            row = markers[k]
+            for win in todo:
+                row[win.tx] = cycle
+            store.array("cycle")[c, ty] = row
+        return len(todo) * len(chans), skipped * len(chans)
+
+    def _rim(
+        self,
+        residual: np.ndarray,
+        x0: np.ndarray,
+        sigmas: np.ndarray,
+        core: slice,
+        mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, int]:
+        """The RIM on the MFS windows, then each channel's spectrum fitted on its support."""
+        j, d = self.joined, self.cfg.deconv
+        mfs_x0 = j.mfs(x0)  # (b, w, w)
+        batch = WindowBatch(
+            j.mfs(residual), j.mfs(self.psfs), j.mfs_sigma(sigmas), mfs_x0, core, mask
+        )
+        mfs_model, skipped = phase_deconvolver(self.cycle, d, self.device).deconvolve(batch)
+        out = np.array(x0, dtype=np.float32)  # (C, b, w, w)
+        changed = np.flatnonzero(np.any(mfs_model != mfs_x0.astype(np.float32), axis=(1, 2)))
+        if changed.size:
+            new = mfs_model[changed]
+            out[:, changed] = fit_joined_model(
+                residual[:, changed], self.psfs_w, x0[:, changed], new, j.weight, j.basis,
+                new != 0, d.spectral_iterations, fit_mfs=True,
+            )  # fmt: skip
+        return out, len(residual[0]) - changed.size
+
+    def _polish(
+        self, residual: np.ndarray, x0: np.ndarray, sigmas: np.ndarray, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, int]:
+        """Joined Hogbom CLEAN of each window whose MFS residual reaches the threshold."""
+        j, d = self.joined, self.cfg.deconv
+        mfs = j.mfs(residual)  # (b, w, w)
+        mfs_sigma = j.mfs_sigma(sigmas)  # (b,)
+        searched = np.abs(mfs) if mask is None else np.where(mask, np.abs(mfs), 0)
+        busy = np.flatnonzero(searched.max(axis=(1, 2)) > d.polish_sigma * mfs_sigma)
+        out = np.array(x0, dtype=np.float32)
+        for i in busy:
+            step = joined_hogbom(
+                residual[:, i], self.psfs_w, j.weight, j.basis, float(mfs_sigma[i]),
+                gain=d.polish_gain, threshold_sigma=d.polish_sigma,
+                mask=None if mask is None else mask[i],
+            )  # fmt: skip
+            out[:, i] = (x0[:, i] + step).astype(np.float32)
+        return out, len(mfs) - busy.size
