@@ -15,8 +15,8 @@ which take precedence over ``BMAJ/BMIN/BPA``; CARTA reads it too; DS9 reads only
 primary-header beam, so writing both is allowed.
 
 Every file is written to a temporary name beside its destination, flushed to disk and renamed
-into place, so a reader never sees a half-written file and a failed write leaves the previous
-file intact.
+into place (:func:`skarim.io.atomic.atomic_path`), so a reader never sees a half-written file
+and a failed write leaves the previous file intact.
 
 The pixels are streamed (:func:`write_cube`): the header is made and checked by Astropy from
 the cube's shape alone (no pixel in memory), then blocks of whole rows are appended in FITS
@@ -27,8 +27,6 @@ block, never the cube; an array held whole is written one plane per block.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +37,7 @@ from astropy.io import fits
 from skarim import __version__
 from skarim.beam import Beam
 from skarim.errors import InputError
+from skarim.io.atomic import atomic_path
 from skarim.io.wcs import ImageWCS
 
 __all__ = ["BUNITS", "write_cube", "read_cube"]
@@ -107,20 +106,10 @@ def write_cube(
         if cube.shape != expected:
             raise InputError(f"image data has shape {cube.shape}, the WCS needs {expected}")
         data = iter(cube)  # one (ny, nx) plane per block
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.unlink(missing_ok=True)  # StreamingHDU appends to an existing file
+    with atomic_path(path, "FITS file") as tmp:
         _stream_rows(tmp, header, data, rows=wcs.nchan * wcs.npix_y, width=wcs.npix_x)
         if table is not None:
             fits.append(tmp, table.data, header=table.header, verify=False)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write FITS file {path}: {exc}") from exc
-        raise
-    _fsync_directory(path.parent)
     return path
 
 
@@ -257,22 +246,3 @@ def _beams_table(channel_beams: Sequence[Beam]) -> fits.BinTableHDU:
     table.header["NCHAN"] = (nchan, "number of channels")
     table.header["NPOL"] = (1, "number of polarisations")
     return table
-
-
-def _fsync_file(path: Path) -> None:
-    """Flush a written file's data to disk before it is renamed into place."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable, where the file system allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

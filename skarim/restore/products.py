@@ -33,6 +33,10 @@ primary beam (dimensionless, ``BTYPE = 'Beam'``), a plane per channel at its fre
 (``-image-pb``) and its beam ``-beam-0``; ``pb`` is CASA's name. Both carry the beam model in a
 ``HISTORY`` line.
 
+With a model and at least two channels holding data, ``<name>-alpha.fits`` holds the spectral
+index (:mod:`skarim.restore.spectral_index`); with ``--save-source-list``, ``<name>-sources.txt``
+the model's components in WSClean's text format (:mod:`skarim.restore.source_list`).
+
 Every file carries the standard keywords: ``ORIGIN``, ``DATE-OBS``, ``EQUINOX``, ``RADESYS``,
 ``SPECSYS``, ``BTYPE``, ``BUNIT`` (``JY/PIXEL`` for models, ``JY/BEAM`` otherwise) and
 ``HISTORY`` lines holding skarim's version, the command line and the run configuration.
@@ -68,6 +72,8 @@ from skarim.io.store import RunStore
 from skarim.io.wcs import ImageWCS, beyond_horizon
 from skarim.restore.primary_beam import beam_rows, corrected_bands, load_primary_beam
 from skarim.restore.restore import RowReader, restore_bands
+from skarim.restore.source_list import write_source_list
+from skarim.restore.spectral_index import SpectralChannels, write_alpha_map
 
 __all__ = [
     "PRODUCTS",
@@ -157,7 +163,8 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
     Returns
     -------
     dict
-        Product name (``dirty``, ..., ``MFS-dirty``, ...) to the path written.
+        Product name (``dirty``, ..., ``MFS-dirty``, ..., ``alpha``, ``sources``) to the path
+        written.
 
     Raises
     ------
@@ -205,6 +212,11 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
                 beams=None,
                 history=history,
             )
+    spectrum, band = SpectralChannels(mfs_weights(store), wcs.freq_hz), mfs_wcs(wcs)
+    if "model" in names and len(spectrum.chans) > 1:
+        out["alpha"] = write_alpha_map(store, cfg, spectrum, band, common, history)
+    if "model" in names and cfg.output.save_source_list:
+        out["sources"] = write_source_list(store, cfg, spectrum, float(band.freq_hz[0]))
     return out
 
 

@@ -97,14 +97,15 @@ def _beams_in_file(path: Path) -> list[Beam]:
 
 def test_every_product_is_written_with_the_standard_keywords(run):
     cfg, products, _ = run
-    assert set(products) == set(ALL_PRODUCTS)
+    assert set(products) == {*ALL_PRODUCTS, "alpha"}  # the spectral index of its 3 channels
     for name, path in products.items():
         assert path == Path(f"{cfg.output.name}-{name}.fits") and path.is_file()
         header = fits.getheader(path)
         for key in ("ORIGIN", "DATE-OBS", "EQUINOX", "RADESYS", "SPECSYS", "BTYPE", "BUNIT"):
             assert key in header, f"{name}: {key} missing"
         assert header["ORIGIN"] == f"skarim {skarim.__version__}"
-        assert header["BUNIT"] == ("JY/PIXEL" if name.endswith("model") else "JY/BEAM")
+        unit = "" if name == "alpha" else "JY/PIXEL" if name.endswith("model") else "JY/BEAM"
+        assert header["BUNIT"] == unit
         history = "".join(str(h) for h in header["HISTORY"])
         assert f"skarim {skarim.__version__}:" in history and "skarim config:" in history
 
