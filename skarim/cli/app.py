@@ -206,6 +206,14 @@ def image(
             _shown(DeconvConfig, "fit_spectral_pol"),
         ),
     ] = None,
+    deconvolution_channels: Annotated[
+        int | None,
+        _opt(
+            "With --join-channels, deconvolve this many averaged channels and fit the output "
+            "channels with --fit-spectral-pol (0: every output channel).",
+            _shown(DeconvConfig, "deconvolution_channels"),
+        ),
+    ] = None,
     save_source_list: Annotated[
         bool,
         _opt(
@@ -249,7 +257,8 @@ def image(
         major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,
         fits_mask=fits_mask, auto_mask=auto_mask, auto_threshold=auto_threshold,
         local_rms=local_rms, local_rms_window=local_rms_window, join_channels=join_channels,
-        fit_spectral_pol=fit_spectral_pol, save_source_list=save_source_list,
+        fit_spectral_pol=fit_spectral_pol, deconvolution_channels=deconvolution_channels,
+        save_source_list=save_source_list,
         scheduler=scheduler, cluster=cluster, cluster_config=cluster_config, workers=workers,
     )  # fmt: skip
     cfg = RunConfig.from_flags(flags, config)

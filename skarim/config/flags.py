@@ -101,6 +101,7 @@ class RunFlags:
     local_rms_window: float | None = None
     join_channels: bool = False
     fit_spectral_pol: int | None = None
+    deconvolution_channels: int | None = None
     save_source_list: bool = False
     weights: Path | None = None
     device: str | None = None
@@ -133,6 +134,7 @@ class RunFlags:
             "local_rms_window": self.local_rms_window,
             "join_channels": self.join_channels or None,
             "fit_spectral_pol": self.fit_spectral_pol,
+            "deconvolution_channels": self.deconvolution_channels,
         }
 
     def overrides(self) -> dict[str, Any]:

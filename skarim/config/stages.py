@@ -271,6 +271,12 @@ class DeconvConfig(_Frozen):
         With ``join_channels``, the channels' models are polynomials of this many terms in
         frequency at every pixel (WSClean's ``-fit-spectral-pol``; 2 is a straight line);
         0 leaves each channel's value free.
+    deconvolution_channels : int
+        With ``join_channels``, the output channels are averaged into this many
+        deconvolution channels, and each output channel's model is the
+        ``fit_spectral_pol`` polynomial fitted over them (WSClean's
+        ``-deconvolution-channels``): the passes' cost and memory follow this number, not
+        the output channels'. 0 deconvolves every output channel.
     spectral_iterations : int
         Conjugate-gradient iterations of each joined RIM pass's spectral fit (fewer fit
         less noise).
@@ -294,6 +300,7 @@ class DeconvConfig(_Frozen):
     local_rms_window: float = 25.0
     join_channels: bool = False
     fit_spectral_pol: int = 0
+    deconvolution_channels: int = 0
     spectral_iterations: int = 10
 
     @property
@@ -315,8 +322,17 @@ class DeconvConfig(_Frozen):
             raise ValueError("local_rms_window must be > 0 (beams)")
         if self.fit_spectral_pol < 0 or self.spectral_iterations < 0:
             raise ValueError("fit_spectral_pol and spectral_iterations must be >= 0")
-        if self.fit_spectral_pol and not self.join_channels:
-            raise ValueError("--fit-spectral-pol fits the joined channels: add --join-channels")
+        if self.deconvolution_channels < 0:
+            raise ValueError("deconvolution_channels must be >= 0")
+        if (self.fit_spectral_pol or self.deconvolution_channels) and not self.join_channels:
+            raise ValueError(
+                "--fit-spectral-pol and --deconvolution-channels join channels: add --join-channels"
+            )
+        if self.deconvolution_channels and not self.fit_spectral_pol:
+            raise ValueError(
+                "--deconvolution-channels needs --fit-spectral-pol: the output channels' "
+                "models are the polynomial fitted over the deconvolution channels"
+            )
         if self.auto_mask and self.prune_sigma <= 0:
             raise ValueError("auto_mask needs prune_sigma > 0 (--auto-mask N sets it to N)")
         return self

@@ -23,6 +23,7 @@ with ``joined``). :func:`deconvolve_joined_rows` covers a block of tile rows; th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,12 @@ from skarim.config import RunConfig
 from skarim.deconv.deconvolver import WindowBatch, phase_deconvolver
 from skarim.deconv.device import ComputeDevice
 from skarim.deconv.noise import local_box_pix, local_sigma
-from skarim.deconv.spectral import fit_joined_model, joined_hogbom, spectral_basis
+from skarim.deconv.spectral import (
+    fit_joined_model,
+    interpolation_matrix,
+    joined_hogbom,
+    spectral_basis,
+)
 from skarim.deconv.tiles import TileWindow, fit_psf, read_windows, tile_windows
 from skarim.io.store import RunStore
 
@@ -42,43 +48,98 @@ __all__ = ["JoinedChannels", "joined_channels", "deconvolve_joined_rows"]
 class JoinedChannels:
     """The output channels a joined pass deconvolves together, and how they are weighed.
 
+    The ``C`` channels holding data are averaged into ``D`` deconvolution channels of
+    contiguous output channels (WSClean's ``-deconvolution-channels``; ``D = C`` by default),
+    weighted by their sums of weights; the pass deconvolves those, and every output
+    channel's model is the polynomial fitted over them evaluated at its frequency
+    (:func:`skarim.deconv.spectral.interpolation_matrix`). Memory follows ``D``, not ``C``.
+
     Attributes
     ----------
     chans : tuple of int
         Output channels holding data, ascending.
     weight : numpy.ndarray
         ``(C,)`` their sums of imaging weights.
+    group : numpy.ndarray
+        ``(C,)`` the deconvolution channel of each.
+    group_weight : numpy.ndarray
+        ``(D,)`` the deconvolution channels' sums of weights.
     basis : numpy.ndarray
-        ``(K, C)`` the spectral basis of their models (:func:`spectral_basis`).
+        ``(K, D)`` the spectral basis over the deconvolution channels
+        (:func:`~skarim.deconv.spectral.spectral_basis`).
+    spread : numpy.ndarray or None
+        ``(C, D)`` the output channels' models from the deconvolution channels'; None when
+        they are the same channels.
     """
 
     chans: tuple[int, ...]
     weight: np.ndarray
+    group: np.ndarray
+    group_weight: np.ndarray
     basis: np.ndarray
+    spread: np.ndarray | None
+
+    @property
+    def share(self) -> np.ndarray:
+        """``(C,)`` each output channel's weight within its deconvolution channel."""
+        return self.weight / self.group_weight[self.group]
 
     @property
     def mfs_weight(self) -> np.ndarray:
-        """``(C,)`` each channel's weight in the MFS, summing to 1."""
-        return self.weight / self.weight.sum()
+        """``(D,)`` each deconvolution channel's weight in the MFS, summing to 1."""
+        return self.group_weight / self.group_weight.sum()
 
     def mfs(self, cube: np.ndarray) -> np.ndarray:
-        """The weighted mean over axis 0 of a ``(C, ...)`` stack."""
+        """The weighted mean over axis 0 of a ``(D, ...)`` stack."""
         return np.tensordot(self.mfs_weight, cube, axes=1)
 
     def mfs_sigma(self, sigmas: np.ndarray) -> np.ndarray:
-        """Noise of the MFS of channels of independent noise ``sigmas`` (``(C, ...)``)."""
+        """Noise of the MFS of ``(D, ...)`` deconvolution channels of independent noise."""
         return np.sqrt(np.tensordot(self.mfs_weight**2, np.square(sigmas), axes=1))
+
+    def gather(self, read: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``(D, ...)`` the deconvolution channels' weighted means of ``read(chan)``, reading
+        one output channel at a time."""
+        first = np.asarray(read(self.chans[0]), dtype=np.float64)
+        out = np.zeros((len(self.group_weight), *first.shape))
+        for k, c in enumerate(self.chans):
+            value = first if k == 0 else np.asarray(read(c), dtype=np.float64)
+            out[self.group[k]] += self.share[k] * value
+        return out
+
+    def gather_sigma(self, sigmas: np.ndarray) -> np.ndarray:
+        """``(D, ...)`` noise of the deconvolution channels from the ``(C, ...)`` channels'."""
+        sigmas = np.asarray(sigmas, dtype=np.float64)
+        share2 = (self.share**2).reshape(-1, *([1] * (sigmas.ndim - 1)))  # (C, 1...)
+        out = np.zeros((len(self.group_weight), *sigmas.shape[1:]))
+        np.add.at(out, self.group, share2 * sigmas**2)
+        return np.sqrt(out)
+
+    def channel_model(self, models: np.ndarray, k: int) -> np.ndarray:
+        """The model of output channel ``chans[k]`` from the ``(D, ...)`` deconvolution
+        channels' models."""
+        if self.spread is None:
+            return models[k]
+        return np.tensordot(self.spread[k], models, axes=1)
 
 
 def joined_channels(store: RunStore, cfg: RunConfig) -> JoinedChannels:
-    """The channels of the store that hold data, their weights and spectral basis."""
+    """The channels of the store that hold data, grouped into deconvolution channels."""
+    d = cfg.deconv
     sumwt = np.asarray(store.array("sumwt")[...], dtype=np.float64)  # (nchan,)
-    chans = tuple(int(c) for c in np.flatnonzero(sumwt > 0))
-    weight = sumwt[list(chans)]
-    freq_hz = store.wcs.freq_hz[list(chans)]
-    return JoinedChannels(
-        chans, weight, spectral_basis(freq_hz, weight, cfg.deconv.fit_spectral_pol)
-    )
+    chans = np.flatnonzero(sumwt > 0)
+    weight, freq_hz = sumwt[chans], store.wcs.freq_hz[chans]
+    n_groups = min(d.deconvolution_channels or len(chans), len(chans))
+    group = np.zeros(len(chans), dtype=int)
+    for g, part in enumerate(np.array_split(np.arange(len(chans)), n_groups)):
+        group[part] = g
+    group_weight = np.bincount(group, weights=weight, minlength=n_groups)
+    group_freq = np.bincount(group, weights=weight * freq_hz, minlength=n_groups) / group_weight
+    spread = None
+    if n_groups < len(chans):
+        spread = interpolation_matrix(group_freq, group_weight, freq_hz, d.fit_spectral_pol)
+    basis = spectral_basis(group_freq, group_weight, d.fit_spectral_pol)
+    return JoinedChannels(tuple(int(c) for c in chans), weight, group, group_weight, basis, spread)
 
 
 def deconvolve_joined_rows(
@@ -114,10 +175,10 @@ def deconvolve_joined_rows(
     """
     d = cfg.deconv
     joined = joined_channels(store, cfg)
-    psfs = np.stack([store.array("psf")[c] for c in joined.chans])  # (C, 2t, 2t)
+    psfs = joined.gather(lambda c: store.array("psf")[c])  # (D, 2t, 2t)
     wins = tile_windows(cfg)
     w = cfg.grid.tile + 2 * d.margin
-    psfs_w = np.stack([fit_psf(p, w) for p in psfs])  # (C, 2w, 2w)
+    psfs_w = np.stack([fit_psf(p, w) for p in psfs])  # (D, 2w, 2w)
     masked = d.fits_mask is not None or (d.auto_mask and cycle > d.major_cycles)
     box = local_box_pix(d, joined.mfs(psfs), w) if d.local_rms else 0
     pass_ = _JoinedPass(store, cfg, joined, cycle, psfs, psfs_w, device, masked, box)
@@ -138,8 +199,8 @@ class _JoinedPass:
     cfg: RunConfig
     joined: JoinedChannels
     cycle: int
-    psfs: np.ndarray  # (C, 2t, 2t)
-    psfs_w: np.ndarray  # (C, 2w, 2w)
+    psfs: np.ndarray  # (D, 2t, 2t)
+    psfs_w: np.ndarray  # (D, 2w, 2w)
     device: ComputeDevice
     masked: bool
     box: int
@@ -156,28 +217,31 @@ class _JoinedPass:
         if not todo:
             return 0, 0
         source = "dirty" if cycle == 1 else "residual"
-        residual = np.stack([read_windows(store.array(source), c, todo) for c in chans])
+        j = self.joined
+        residual = j.gather(lambda c: read_windows(store.array(source), c, todo))  # (D, b, w, w)
         x0 = (
             np.zeros_like(residual)
             if cycle == 1
-            else np.stack([read_windows(store.array("model"), c, todo) for c in chans])
-        )  # (C, b, w, w)
+            else j.gather(lambda c: read_windows(store.array("model"), c, todo))
+        )  # (D, b, w, w)
         mask = read_windows(store.array("mask"), chans[0], todo) > 0 if self.masked else None
         window_sigmas = np.repeat(sigmas[:, None], len(todo), axis=1)  # (C, b)
         if self.box > 0:
             window_sigmas = np.array(
                 [[local_sigma(store, c, source, win, self.box) for win in todo] for c in chans]
             )
+        window_sigmas = j.gather_sigma(window_sigmas)  # (D, b)
         m, t = todo[0].margin, todo[0].tile
         if cycle <= self.cfg.deconv.major_cycles:
             out, skipped = self._rim(residual, x0, window_sigmas, slice(m, m + t), mask)
         else:
             out, skipped = self._polish(residual, x0, window_sigmas, mask)
         for k, c in enumerate(chans):
+            model = j.channel_model(out, k)  # (b, w, w)
             for i, win in enumerate(todo):
                 ys, xs = win.core
                 ny, nx = ys.stop - ys.start, xs.stop - xs.start
-                store.array("model_next")[c, ys, xs] = out[k, i, m : m + ny, m : m + nx]
+                store.array("model_next")[c, ys, xs] = model[i, m : m + ny, m : m + nx]
         for k, c in enumerate(chans):  # every channel's model first, then the markers
             row = markers[k]
             for win in todo:
@@ -200,12 +264,12 @@ class _JoinedPass:
             j.mfs(residual), j.mfs(self.psfs), j.mfs_sigma(sigmas), mfs_x0, core, mask
         )
         mfs_model, skipped = phase_deconvolver(self.cycle, d, self.device).deconvolve(batch)
-        out = np.array(x0, dtype=np.float32)  # (C, b, w, w)
+        out = np.array(x0, dtype=np.float32)  # (D, b, w, w)
         changed = np.flatnonzero(np.any(mfs_model != mfs_x0.astype(np.float32), axis=(1, 2)))
         if changed.size:
             new = mfs_model[changed]
             out[:, changed] = fit_joined_model(
-                residual[:, changed], self.psfs_w, x0[:, changed], new, j.weight, j.basis,
+                residual[:, changed], self.psfs_w, x0[:, changed], new, j.group_weight, j.basis,
                 new != 0, d.spectral_iterations, fit_mfs=True,
             )  # fmt: skip
         return out, len(residual[0]) - changed.size
@@ -222,7 +286,7 @@ class _JoinedPass:
         out = np.array(x0, dtype=np.float32)
         for i in busy:
             step = joined_hogbom(
-                residual[:, i], self.psfs_w, j.weight, j.basis, float(mfs_sigma[i]),
+                residual[:, i], self.psfs_w, j.group_weight, j.basis, float(mfs_sigma[i]),
                 gain=d.polish_gain, threshold_sigma=d.polish_sigma,
                 mask=None if mask is None else mask[i],
             )  # fmt: skip

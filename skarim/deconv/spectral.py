@@ -368,3 +368,40 @@ def joined_hogbom(
         model[:, iy, ix] += gain * fit
         res -= (gain * fit)[:, None, None] * psf[:, t - iy : 2 * t - iy, t - ix : 2 * t - ix]
     return model
+
+
+def interpolation_matrix(
+    group_freq_hz: np.ndarray, group_weight: np.ndarray, freq_hz: np.ndarray, nterms: int
+) -> np.ndarray:
+    """The map from values at a few frequencies to a polynomial's values at many.
+
+    Each column of values (one per group frequency) is fitted by weighted least squares with
+    a polynomial of ``nterms`` terms in frequency, which is then evaluated at ``freq_hz``:
+    the output channels' models from the deconvolution channels' (WSClean's
+    ``-deconvolution-channels`` with ``-fit-spectral-pol``).
+
+    Parameters
+    ----------
+    group_freq_hz, group_weight : numpy.ndarray
+        ``(D,)`` frequencies (Hz) and weights (> 0) of the fitted values.
+    freq_hz : numpy.ndarray
+        ``(C,)`` frequencies to evaluate at, Hz.
+    nterms : int
+        Terms of the polynomial, at most ``D``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, D)`` float64: values at ``freq_hz`` = this matrix times the ``(D, ...)`` values.
+    """
+    fd = np.asarray(group_freq_hz, dtype=np.float64)
+    a = np.sqrt(_channel_weights(group_weight))  # (D,)
+    k = min(nterms, np.unique(fd).size)
+    lo, hi = fd.min(), fd.max()
+    half = 0.5 * (hi - lo) if hi > lo else 1.0
+
+    def vander(f: np.ndarray) -> np.ndarray:
+        return np.polynomial.chebyshev.chebvander((f - 0.5 * (hi + lo)) / half, k - 1)
+
+    fit = np.linalg.pinv(a[:, None] * vander(fd)) * a[None, :]  # (K, D)
+    return vander(np.asarray(freq_hz, dtype=np.float64)) @ fit

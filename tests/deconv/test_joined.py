@@ -92,3 +92,18 @@ def test_a_flagged_channel_in_a_joined_run_is_blank_and_disturbs_nothing(tmp_pat
     flux = _source_flux(model)[[0, 1, 3]]
     truth = (freq[[0, 1, 3]] / freq.mean()) ** -0.7
     assert flux == pytest.approx(truth, rel=0.06)
+
+
+def test_fewer_deconvolution_channels_give_every_output_channel_its_fitted_spectrum(tmp_path):
+    freq = np.linspace(1.0e9, 1.6e9, 8)
+    ms = _ms(tmp_path, freq)
+    model = _run(
+        tmp_path, ms, 8, "groups", join_channels=True, fit_spectral_pol=2, deconvolution_channels=3
+    )
+    flux = _source_flux(model)
+    alpha = np.polyfit(np.log(freq / freq.mean()), np.log(flux), 1)[0]
+    assert alpha == pytest.approx(-0.7, abs=0.05)
+    # every channel's model is one straight line in frequency through the 3 fitted ones
+    line = np.polyfit(freq, model.reshape(8, -1), 1)  # (2, pixels)
+    fitted = (np.vander(freq, 2) @ line).reshape(model.shape)
+    assert np.abs(model - fitted).max() < 1e-5 * np.abs(model).max()
