@@ -5,16 +5,16 @@ down explicitly to every stage. Units live in field names (``cell_rad``); angles
 user (``"1.5asec"``, ``"0.2arcmin"``) are parsed with :mod:`astropy.units` at the edge.
 
 - :mod:`skarim.config.stages`: the per-stage configs and their choices;
+- :mod:`skarim.config.cluster`: where a run executes (:class:`ClusterConfig`);
 - :mod:`skarim.config.run`: :class:`RunConfig`, from YAML and flags;
 - :mod:`skarim.config.flags`: :class:`RunFlags`, the flags of ``skarim image``;
 - :mod:`skarim.config.units`: angles with units.
 """
 
+from skarim.config.cluster import ClusterConfig, ClusterKind
 from skarim.config.flags import RunFlags
 from skarim.config.run import RunConfig, load_run_config
 from skarim.config.stages import (
-    ClusterConfig,
-    ClusterKind,
     DeconvConfig,
     Device,
     GridConfig,

@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from skarim.config.cluster import ClusterConfig
 from skarim.config.flags import RunFlags
 from skarim.config.stages import (
-    ClusterConfig,
     DeconvConfig,
     GridConfig,
     OutputConfig,
