@@ -1,24 +1,21 @@
-"""Joined-channel deconvolution's numerical core (numpy): the spectral basis and the two fits.
+"""Joined-channel deconvolution's numerical core (numpy): the spectral basis and the fits.
 
-With ``--join-channels --fit-spectral-pol K`` every pixel's model spectrum over the ``C``
-channels that hold data is a polynomial of ``K`` terms, as in WSClean. Its basis is
-:func:`spectral_basis`: ``K`` rows ``q_k`` over the channels, ``q_0 = 1`` and ``q_k`` a
-polynomial of degree ``k`` in ``t = freq / ref - 1`` (``ref``: :func:`reference_frequency`),
-orthogonal under the channel weights ``a_c = w_c / sum w``: ``sum_c a_c q_jc q_kc = 0`` for
-``j != k`` and ``= 1`` for ``j == k``. A model ``x_c = sum_k B_k q_kc`` therefore has the
-weighted-mean (MFS) image ``B_0``, and the higher terms leave the MFS image unchanged.
+With ``--join-channels --fit-spectral-pol K`` every pixel's spectrum over the ``C`` channels
+holding data is a polynomial of ``K`` terms, as in WSClean. :func:`spectral_basis` gives
+``K`` rows ``q_k``: ``q_0 = 1``, ``q_k`` of degree ``k`` in ``t = freq / ref - 1``, orthonormal
+under the channel weights ``a_c = w_c / sum w``, so a model ``x_c = sum_k B_k q_kc`` has the
+weighted-mean (MFS) image ``B_0`` and the higher terms leave it unchanged.
 
-- :func:`spectral_coefficients`, :func:`project_spectra`: the weighted least-squares fit of
-  each pixel's spectrum on the basis;
-- :func:`fit_joined_model`: given a new MFS model ``B_0`` of a batch of windows, the higher
-  terms ``B_k`` (zero outside a support) that minimise the channels' weighted data misfit
-  ``J = sum_c a_c ||r_c - P_c (*) (x_c - x0_c)||^2``, by conjugate gradients on the normal
-  equations. ``P_c (*)`` is the operator of :mod:`skarim.deconv.operator`: the linear (not
-  circular) convolution of a ``(w, w)`` window with the channel's ``(2w, 2w)`` PSF (peak 1
-  at ``(w, w)``), computed on the ``2w``-padded grid; its adjoint is the correlation with the
-  same PSF;
-- :func:`joined_hogbom`: WSClean's joined-channel Hogbom CLEAN: the peak is found in the MFS
-  residual, and the channels' values there are fitted on the basis before each subtraction.
+- :func:`spectral_coefficients`, :func:`project_spectra`: each pixel's spectrum fitted on
+  the basis by weighted least squares;
+- :func:`fit_joined_model`: the terms ``B_k`` (zero outside a support) that minimise
+  ``J = sum_c a_c ||r_c - P_c (*) (x_c - x0_c)||^2`` by conjugate gradients, ``P_c (*)``
+  the window operator of :mod:`skarim.deconv.operator` (linear convolution with the
+  channel's ``(2w, 2w)`` PSF on the ``2w``-padded grid; its adjoint the correlation);
+- :func:`joined_hogbom`: WSClean's joined-channel Hogbom CLEAN: peaks of the MFS residual,
+  the channels' values there fitted on the basis before each subtraction;
+- :func:`interpolation_matrix`: the output channels' models from fewer deconvolution
+  channels' (``--deconvolution-channels``).
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ __all__ = [
     "project_spectra",
     "fit_joined_model",
     "joined_hogbom",
+    "interpolation_matrix",
 ]
 
 
