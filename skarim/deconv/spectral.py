@@ -371,11 +371,8 @@ def joined_hogbom(
 def interpolation_matrix(
     group_freq_hz: np.ndarray, group_weight: np.ndarray, freq_hz: np.ndarray, nterms: int
 ) -> np.ndarray:
-    """The map from values at a few frequencies to a polynomial's values at many.
-
-    Each column of values (one per group frequency) is fitted by weighted least squares with
-    a polynomial of ``nterms`` terms in frequency, which is then evaluated at ``freq_hz``:
-    the output channels' models from the deconvolution channels' (WSClean's
+    """The values at ``freq_hz`` of the polynomial of ``nterms`` terms in frequency fitted by
+    weighted least squares to values at ``group_freq_hz`` (WSClean's
     ``-deconvolution-channels`` with ``-fit-spectral-pol``).
 
     Parameters
@@ -390,16 +387,12 @@ def interpolation_matrix(
     Returns
     -------
     numpy.ndarray
-        ``(C, D)`` float64: values at ``freq_hz`` = this matrix times the ``(D, ...)`` values.
+        ``(C, D)`` float64, to multiply the ``(D, ...)`` values by.
     """
     fd = np.asarray(group_freq_hz, dtype=np.float64)
     a = np.sqrt(_channel_weights(group_weight))  # (D,)
     k = min(nterms, np.unique(fd).size)
-    lo, hi = fd.min(), fd.max()
-    half = 0.5 * (hi - lo) if hi > lo else 1.0
-
-    def vander(f: np.ndarray) -> np.ndarray:
-        return np.polynomial.chebyshev.chebvander((f - 0.5 * (hi + lo)) / half, k - 1)
-
-    fit = np.linalg.pinv(a[:, None] * vander(fd)) * a[None, :]  # (K, D)
-    return vander(np.asarray(freq_hz, dtype=np.float64)) @ fit
+    mid, half = 0.5 * (fd.max() + fd.min()), max(0.5 * (fd.max() - fd.min()), 1.0)
+    fit = np.linalg.pinv(a[:, None] * np.polynomial.chebyshev.chebvander((fd - mid) / half, k - 1))
+    at = np.polynomial.chebyshev.chebvander((np.asarray(freq_hz, float) - mid) / half, k - 1)
+    return at @ (fit * a[None, :])  # (C, K) @ (K, D)
