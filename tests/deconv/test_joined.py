@@ -80,7 +80,10 @@ def test_identical_channels_give_the_same_model_joined_or_independent(tmp_path):
     assert np.abs(joined - alone).max() < 0.03 * np.abs(alone).max()
 
 
-def test_a_flagged_channel_in_a_joined_run_is_blank_and_disturbs_nothing(tmp_path, caplog):
+def test_a_flagged_channel_in_a_joined_run_is_blank_and_disturbs_nothing(
+    tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(logging.getLogger("skarim"), "propagate", True)  # after a CLI test
     freq = np.linspace(1.0e9, 1.6e9, 4)
     weight = np.ones((600, 4))
     weight[:, 2] = 0.0  # channel 2 holds no usable data
