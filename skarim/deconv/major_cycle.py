@@ -261,32 +261,7 @@ def _prune(store: RunStore, chan: int, cfg: RunConfig, noise: float) -> None:
     ``DeconvConfig.auto_mask`` the pixels kept (inside any FITS mask) become the channel's
     ``mask``, where the polish works.
     """
-    t = cfg.grid.tile
-    psf = store.array("psf")[chan]
-    fwhm = psf_fwhm_pix(psf)
-    width = fwhm_to_sigma(fwhm)
-    halo = int(np.ceil(4 * width))
-    level = cfg.deconv.prune_sigma * _noise_map(store, chan, cfg, psf, noise)  # (nty, ntx)
-    source = store.array("model_next")
-    ny, nx = source.shape[1:]
-    span = PRUNE_SPAN_TILES * t
-    for y0 in range(0, ny, t):
-        y1 = min(y0 + t, ny)
-        a0, a1 = max(y0 - halo, 0), min(y1 + halo, ny)
-        for x0 in range(0, nx, span):
-            x1 = min(x0 + span, nx)
-            b0, b1 = max(x0 - halo, 0), min(x1 + halo, nx)
-            block = np.asarray(source[chan, a0:a1, b0:b1], dtype=np.float64)  # with its halo
-            smoothed = smooth_gaussian_truncated(block, width, halo) * beam_area(fwhm)  # Jy/beam
-            core = (slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0))
-            restored = smoothed[core] + store.array("residual")[chan, y0:y1, x0:x1]
-            ty, tx = y0 // t, slice(x0 // t, -(-x1 // t))
-            here = np.repeat(level[ty, tx], t)[: x1 - x0]  # (x1 - x0,) each pixel's tile's
-            keep = restored >= here
-            store.array("model")[chan, y0:y1, x0:x1] = np.where(keep, block[core], 0.0)
-            if cfg.deconv.auto_mask:
-                inside = store.array("mask")[chan, y0:y1, x0:x1] > 0
-                store.array("mask")[chan, y0:y1, x0:x1] = (keep & inside).astype(np.uint8)
+    _prune_joined(store, [chan], np.ones(1), cfg, {chan: noise})
 
 
 def _mfs_weight(store: RunStore, groups: list[ChannelGroup]) -> np.ndarray:
@@ -307,8 +282,8 @@ def _prune_joined(
 
     A pixel is kept where the MFS of the channels' restored images (each model smoothed to
     its own beam plus its residual, weighted by ``weight``) reaches ``prune_sigma`` times
-    the MFS noise (the channels' noise maps combined as independent). Blocks of one tile row
-    by :data:`PRUNE_SPAN_TILES` tiles, the channels read one at a time.
+    the MFS noise (the channels' noise maps combined as independent; one channel's own).
+    Blocks of one tile row by :data:`PRUNE_SPAN_TILES` tiles, the channels read one at a time.
     """
     t = cfg.grid.tile
     psfs = {c: store.array("psf")[c] for c in chans}
@@ -316,7 +291,8 @@ def _prune_joined(
     areas = {c: beam_area(psf_fwhm_pix(psfs[c])) for c in chans}
     halo = int(np.ceil(4 * max(widths.values())))
     maps = np.stack([_noise_map(store, c, cfg, psfs[c], noise[c]) for c in chans])
-    level = cfg.deconv.prune_sigma * np.sqrt(np.tensordot(weight**2, maps**2, axes=1))
+    mfs = maps[0] if len(chans) == 1 else np.sqrt(np.tensordot(weight**2, maps**2, axes=1))
+    level = cfg.deconv.prune_sigma * mfs  # (nty, ntx)
     source = store.array("model_next")
     ny, nx = source.shape[1:]
     span = PRUNE_SPAN_TILES * t
