@@ -8,7 +8,8 @@ It returns a :class:`RunBudget` of four stages, as :mod:`skarim.run.schedule` ru
 - ``grid``: one task per batch of output channels and share of its facets
   (:func:`skarim.run.tasks.grid_task`; a batch's facets are shared out when there are fewer
   batches than workers, :func:`skarim.imaging.plan.facet_shares`);
-- ``tile passes``: per major cycle, one task per channel and block of tile rows;
+- ``tile passes``: per major cycle, one task per channel and block of tile rows (joined
+  channels: one per block, the RIM run once on the MFS; the spectral fit is not counted);
 - ``residuals``: per major cycle, one exact-residual task per batch and share;
 - ``products``: the FITS files, written by the driver.
 
@@ -186,7 +187,7 @@ def plan_budget(
     # reading the MS takes one thread whatever the task has; the rest runs on its threads
     shared = lay.batches * lay.shares  # grid and residual tasks
     grid_wall = waves(shared) * (grid_read + (grid_cpu - grid_read) / speedup) / shared
-    blocks = lay.channels * lay.row_blocks
+    blocks = (1 if cfg.deconv.join_channels else lay.channels) * lay.row_blocks
     tile_wall = waves(blocks) * (tile_cpu / speedup + tile_gpu) / blocks
     res_wall = waves(shared) * (res_read + (res_cpu - res_read) / speedup) / shared
     polish_wall = waves(blocks) * polish_cpu / blocks / speedup
@@ -290,8 +291,12 @@ class _Work:
         rim = busy * win * steps
         cpu = io + (0.0 if gpu else rim * c.rim_pixel_step_s)
         gpu_s = rim * c.rim_gpu_pixel_step_s if gpu else 0.0
-        polish = io + busy * win * POLISH_ITERATIONS * c.hogbom_pixel_iteration_s
-        return lay.channels * cpu, lay.channels * gpu_s, lay.channels * polish
+        clean = busy * win * POLISH_ITERATIONS * c.hogbom_pixel_iteration_s
+        if self.cfg.deconv.join_channels:  # one RIM on the MFS; every channel read and written
+            d = min(self.cfg.deconv.deconvolution_channels or lay.channels, lay.channels)
+            rim_cpu = cpu - io
+            return lay.channels * io + rim_cpu, gpu_s, lay.channels * io + d * clean
+        return lay.channels * cpu, lay.channels * gpu_s, lay.channels * (io + clean)
 
     def residuals(self) -> tuple[float, float, float]:
         """Work, the part of it reading, and bytes read, of one cycle's exact residuals."""

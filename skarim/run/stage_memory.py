@@ -52,6 +52,7 @@ _BAND_FFT_BYTES = 40  # per pixel of a block smoothed by FFT along each axis, pa
 _RESTORE_FFT_BYTES = 32  # per pixel of a band's 2-D FFT restoration: spectra, kernel, result
 _OPERATOR_ARRAYS = 8  # (2w)^2 float32 arrays of the tile operator and its FFTs
 _WINDOW_ARRAYS = 6  # (b, w, w) float32 window arrays of a tile batch
+_JOINED_WINDOW_BYTES = 40  # per pixel of a joined channel's window: residual, model, fit
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,16 @@ def stage_arrays(
     grid = _peak(resident, *([] if natural else [reading, weights]), *imaging)
 
     w = lay.window
+    joined = {}
+    if cfg.deconv.join_channels:  # every deconvolution channel's windows, PSFs and fit
+        d = min(cfg.deconv.deconvolution_channels or lay.channels, lay.channels)
+        joined = {
+            "joined channels' windows": d * lay.batch_tiles * w * w * _JOINED_WINDOW_BYTES,
+            "joined channels' PSFs": d * ((2 * t) ** 2 * 8 + (2 * w) ** 2 * 4),
+            "joined spectral-fit transforms": d * 2 * w * (w + 1) * 16,
+        }
     tiles = _peak(
-        {"process": proc, "held batches": held_n * lay.held_bytes},
+        {"process": proc, "held batches": held_n * lay.held_bytes, **joined},
         {
             "tile windows": _WINDOW_ARRAYS * lay.batch_tiles * w * w * 4,
             "PSF and tile operator": (2 * t) ** 2 * 4 + _OPERATOR_ARRAYS * (2 * w) ** 2 * 4,

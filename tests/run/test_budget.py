@@ -249,3 +249,22 @@ def test_a_small_job_runs_in_this_process_unless_workers_are_asked_for(tmp_path)
     assert alone["workers"] == 1 and set(alone["peak_rss_bytes"]) == {"local"}
     sized = run("sized", ClusterConfig(n_workers=2, threads_per_worker=1))
     assert sized["workers"] == 2 and len(sized["peak_rss_bytes"]) == 2
+
+
+def test_joined_tile_passes_follow_the_deconvolution_channels_not_the_output_channels():
+    def joined_arrays(channels: int, **deconv) -> int:
+        obs = Observation(rows=20_000, channels=channels, spw_channels=channels, correlations=4,
+                          max_uv_wavelengths=2e4, max_w_wavelengths=1e3)  # fmt: skip
+        cfg = _cfg(512, 4096, channels_out=channels)
+        update = {"join_channels": True, **deconv}
+        cfg = cfg.model_copy(update={"deconv": cfg.deconv.model_copy(update=update)})
+        stage = {s.name: s for s in plan_budget(cfg, obs, WorkerPlan(1, 1, 0), 1, COSTS).stages}
+        assert stage["tile passes"].tasks == 1  # one block of tile rows, all channels
+        arrays = dict(stage["tile passes"].arrays)
+        return sum(v for k, v in arrays.items() if k.startswith("joined"))
+
+    grouped = {
+        n: joined_arrays(n, fit_spectral_pol=2, deconvolution_channels=16) for n in (64, 1024)
+    }
+    assert grouped[64] == grouped[1024] > 0
+    assert joined_arrays(64) == 4 * grouped[64]  # every output channel deconvolved: 64, not 16
