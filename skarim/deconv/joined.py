@@ -38,7 +38,7 @@ from skarim.deconv.spectral import (
     joined_hogbom,
     spectral_basis,
 )
-from skarim.deconv.tiles import TileWindow, fit_psf, read_windows, tile_windows
+from skarim.deconv.tiles import TileWindow, fit_psf, read_windows, tile_windows, write_cores
 from skarim.io.store import RunStore
 
 __all__ = ["JoinedChannels", "joined_channels", "deconvolve_joined_rows"]
@@ -237,11 +237,7 @@ class _JoinedPass:
         else:
             out, skipped = self._polish(residual, x0, window_sigmas, mask)
         for k, c in enumerate(chans):
-            model = j.channel_model(out, k)  # (b, w, w)
-            for i, win in enumerate(todo):
-                ys, xs = win.core
-                ny, nx = ys.stop - ys.start, xs.stop - xs.start
-                store.array("model_next")[c, ys, xs] = model[i, m : m + ny, m : m + nx]
+            write_cores(store.array("model_next"), c, todo, j.channel_model(out, k))
         for k, c in enumerate(chans):  # every channel's model first, then the markers
             row = markers[k]
             for win in todo:

@@ -23,7 +23,7 @@ from skarim.config import RunConfig
 from skarim.deconv.deconvolver import TileDeconvolver, WindowBatch, phase_deconvolver
 from skarim.deconv.device import ComputeDevice
 from skarim.deconv.noise import local_box_pix, local_sigma
-from skarim.deconv.tiles import TileWindow, read_windows, tile_windows
+from skarim.deconv.tiles import TileWindow, read_windows, tile_windows, write_cores
 from skarim.io.store import RunStore
 
 __all__ = ["deconvolve_tile_batch", "deconvolve_rows"]
@@ -84,12 +84,8 @@ def deconvolve_tile_batch(
         sigmas = np.array([local_sigma(store, chan, source, w, local_box_pix) for w in todo])
     batch = WindowBatch(residual, psf, sigmas, x0, slice(m, m + t), mask)
     out, skipped = deconvolver.deconvolve(batch)
-    for i, win in enumerate(todo):
-        ys, xs = win.core
-        # windows are indexed from the unclipped corner, so the core starts at pixel (m, m);
-        # an edge tile's core is cut to the image
-        ny, nx = ys.stop - ys.start, xs.stop - xs.start
-        store.array("model_next")[chan, ys, xs] = out[i, m : m + ny, m : m + nx]
+    write_cores(store.array("model_next"), chan, todo, out)
+    for win in todo:
         markers[win.tx] = cycle
     store.array("cycle")[chan, ty] = markers  # one chunk per tile row, owned by this task
     return len(todo), skipped

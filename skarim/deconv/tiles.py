@@ -23,6 +23,7 @@ __all__ = [
     "TASKS_PER_WORKER",
     "TileWindow",
     "tile_windows",
+    "write_cores",
     "row_blocks",
     "read_windows",
     "fit_psf",
@@ -157,6 +158,15 @@ def read_windows(arr, chan: int, wins: list[TileWindow]) -> np.ndarray:  # noqa:
     for i, (ys, xs, inner) in enumerate(spans):
         out[i][inner] = block[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
     return out
+
+
+def write_cores(arr, chan: int, wins: list[TileWindow], windows: np.ndarray) -> None:  # noqa: ANN001
+    """Write the cores of ``windows`` (as :func:`read_windows` returns them) into channel
+    ``chan`` of an image array, each tile's core cut to the image at its edges."""
+    for win, window in zip(wins, windows, strict=True):
+        ys, xs = win.core
+        m = win.margin  # windows are indexed from the unclipped corner: the core is at (m, m)
+        arr[chan, ys, xs] = window[m : m + ys.stop - ys.start, m : m + xs.stop - xs.start]
 
 
 def fit_psf(psf: np.ndarray, w: int) -> np.ndarray:

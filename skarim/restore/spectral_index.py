@@ -49,6 +49,7 @@ import zarr
 from skarim.beam import Beam
 from skarim.config import RunConfig
 from skarim.deconv.noise import mfs_sigma
+from skarim.deconv.spectral import reference_frequency
 from skarim.deconv.tiles import tile_windows
 from skarim.errors import InputError
 from skarim.io.fits import write_cube
@@ -84,7 +85,8 @@ class SpectralChannels:
     @property
     def ref_hz(self) -> float:
         """The reference frequency: the channels' weighted mean frequency, Hz."""
-        return float(np.dot(self.weights, self.freq_hz))
+        chans = list(self.chans)
+        return reference_frequency(self.freq_hz[chans], self.weights[chans])
 
 
 def smoothed_rows(
