@@ -9,6 +9,7 @@ main table.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from skarim.io.ms_tables import (
 __all__ = ["MSMeta", "open_ms", "select_rows"]
 
 _MIB = 2**20
+_OPENED_KEPT = 4  # selections :func:`open_ms` keeps per process
+_OPENED: OrderedDict[tuple[ReadConfig, tuple[int, int, int]], MSMeta] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,9 @@ class MSMeta:
     spw : int
         Selected SPECTRAL_WINDOW row.
     freq_hz : numpy.ndarray
-        ``(nchan,)`` CHAN_FREQ of the selected channels, Hz.
+        ``(nchan,)`` CHAN_FREQ of the selected channels, Hz (read-only).
     chan_width_hz : numpy.ndarray
-        ``(nchan,)`` CHAN_WIDTH of the selected channels, Hz.
+        ``(nchan,)`` CHAN_WIDTH of the selected channels, Hz (read-only).
     feed : str
         ``"linear"`` or ``"circular"``.
     corr_types : tuple of str
@@ -90,6 +93,10 @@ class MSMeta:
 def open_ms(cfg: ReadConfig) -> MSMeta:
     """Check the Measurement Set against the read configuration and describe the selection.
 
+    A process asked again for the same selection of an unchanged Measurement Set (none of
+    its tables' files modified since) is answered from memory: the driver and the
+    in-process tasks of a run, or one worker's tasks, select and scan the rows once.
+
     Parameters
     ----------
     cfg : ReadConfig
@@ -107,11 +114,35 @@ def open_ms(cfg: ReadConfig) -> MSMeta:
         the field, spectral window or channel range does not exist, the spectral window has
         no parallel-hand correlations, or no cross-correlation rows are selected.
     """
+    key = (cfg, _tables_state(Path(cfg.ms)))
+    if key in _OPENED:
+        _OPENED.move_to_end(key)
+        return _OPENED[key]
+    meta = _describe(cfg)
+    _OPENED[key] = meta
+    while len(_OPENED) > _OPENED_KEPT:
+        _OPENED.popitem(last=False)
+    return meta
+
+
+def _tables_state(path: Path) -> tuple[int, int, int]:
+    """``(files, total bytes, latest mtime ns)`` of the files of every table of an MS (the
+    lock files left out): any write to the main table or a subtable changes it."""
+    stats = [f.stat() for f in path.glob("**/table.*") if f.name != "table.lock"]
+    return (
+        len(stats),
+        sum(st.st_size for st in stats),
+        max((st.st_mtime_ns for st in stats), default=0),
+    )
+
+
+def _describe(cfg: ReadConfig) -> MSMeta:
+    """:func:`open_ms` from the tables."""
     path = Path(cfg.ms)
     with open_ms_table(path) as ms:
         column = _data_column(ms, path, cfg.data_column)
         field_id, field_name, phase_centre_rad = _select_field(path, cfg.field)
-        freq_hz, chan_width_hz = _select_channels(path, cfg)
+        freq_hz, chan_width_hz = _select_channels(path, cfg)  # read-only: the meta is shared
         corr_types = _corr_types(path, cfg.spw)
         feed = feed_type(corr_types)
         if feed is None:
@@ -225,7 +256,10 @@ def _select_channels(path: Path, cfg: ReadConfig) -> tuple[np.ndarray, np.ndarra
             f"channel range [{cfg.chan_start}, {stop}) is empty or outside spw {cfg.spw}, "
             f"which has channels 0..{nchan - 1}"
         )
-    return freq_hz[cfg.chan_start : stop], width_hz[cfg.chan_start : stop]
+    selected = freq_hz[cfg.chan_start : stop].copy(), width_hz[cfg.chan_start : stop].copy()
+    for values in selected:
+        values.flags.writeable = False
+    return selected
 
 
 def _corr_types(path: Path, spw: int) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ Precision = Literal["single", "double"]
 _DTYPES = {"single": (np.complex64, np.float32), "double": (np.complex128, np.float64)}
 _MIB = 2**20
 _STOKES_BLOCK_ROWS = 16_384
+_PROBE_ROWS = 1024  # the first read of check_weights: a healthy selection answers there
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,8 @@ def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:
 
     A visibility of I is usable only when both parallel hands have a finite weight > 0
     (see the module docstring). The weights (WEIGHT_SPECTRUM where it holds data, else WEIGHT)
-    are read a chunk at a time and the scan stops at the first usable one: one chunk for a
-    healthy Measurement Set. Flags are not read.
+    are read a chunk at a time and the scan stops at the first usable one: the first
+    :data:`_PROBE_ROWS` rows for a healthy Measurement Set. Flags are not read.
 
     Parameters
     ----------
@@ -188,9 +189,11 @@ def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:
             data_bytes=0,
             weight_spectrum=has_spectrum,
         )
-        for start in range(0, sel.nrows(), step):
-            n = min(step, sel.nrows() - start)
+        nrow, start, n = sel.nrows(), 0, min(step, _PROBE_ROWS)
+        while start < nrow:
+            n = min(n, nrow - start)
             cells = _weights(sel, has_spectrum, chans, start, n)  # (n, nchan, ncorr)
+            start, n = start + n, step
             columns.add("WEIGHT" if cells.strides[1] == 0 else "WEIGHT_SPECTRUM")
             weight = cells[..., hands]  # (n, nchan, 2)
             bad_value = ~np.isfinite(weight).all(axis=-1)  # (n, nchan)

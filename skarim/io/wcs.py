@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
 from astropy.time import Time
-from astropy.wcs import WCS
 
 from skarim.errors import InputError
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 __all__ = ["ImageWCS", "beyond_horizon", "horizon_npix"]
 
@@ -214,6 +216,8 @@ class ImageWCS:
 
     def celestial(self) -> WCS:
         """The 2-D celestial WCS (RA, Dec) of the image, from :meth:`header`."""
+        from astropy.wcs import WCS  # a third of a second to import; a dirty image needs none
+
         return WCS(self.header()).celestial
 
     def pixel_of(self, ra_rad: float, dec_rad: float) -> tuple[float, float]:

@@ -292,7 +292,8 @@ def _write(
     correct: Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]] | None = None,
 ) -> Path:
     """Write one product: its bands checked finite, then ``correct``-ed if given (the primary
-    beam's correction, which leaves NaN), then NaN beyond the horizon."""
+    beam's correction, which leaves NaN), then NaN beyond the horizon. A one-channel cube's
+    beam is its ``BMAJ/BMIN/BPA``: no ``BEAMS`` table, as for the MFS planes."""
     checked = _finite(bands, path, wcs)
     written = write_cube(
         path,
@@ -300,7 +301,7 @@ def _write(
         wcs,
         bunit=unit,
         beam=beam,
-        channel_beams=beams,
+        channel_beams=beams if beams is not None and len(beams) > 1 else None,
         btype=btype,
         history=history,
     )

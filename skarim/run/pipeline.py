@@ -41,7 +41,6 @@ from skarim.config import ClusterKind, RunConfig
 from skarim.errors import InputError, RunInterrupted
 from skarim.imaging.plan import channel_groups
 from skarim.imaging.wgridder import CONVENTIONS
-from skarim.io.mask import write_fits_mask
 from skarim.io.ms_meta import MSMeta, open_ms
 from skarim.io.ms_read import check_weights
 from skarim.io.store import RunStore
@@ -49,6 +48,7 @@ from skarim.io.store_lock import hold_store
 from skarim.io.wcs import ImageWCS
 from skarim.restore.primary_beam import load_primary_beam
 from skarim.restore.products import write_products
+from skarim.run.observation import observation_of_ms
 from skarim.run.preflight import check_field, in_process_if_faster, preflight
 from skarim.run.resume import kept_line, store_progress
 from skarim.run.runner import TaskRunner, open_runner, peak_rss_bytes
@@ -214,6 +214,8 @@ def _put_fits_mask(cfg: RunConfig, store: RunStore, wcs: ImageWCS) -> None:
     mask = cfg.deconv.fits_mask
     if mask is None or cfg.dirty_only or store.array("cycle")[...].any():
         return
+    from skarim.io.mask import write_fits_mask  # astropy.wcs loads only for a mask
+
     inside = write_fits_mask(store, mask, wcs)
     log.info("FITS mask %s: deconvolving %.1f%% of the image", mask, 100 * inside)
 
@@ -231,8 +233,9 @@ def _run(
     check_weights(meta, cfg.read)  # before any work: the first chunk, for a healthy MS
     if not cfg.dirty_only:
         _check_deconvolver(cfg)
-    budget = preflight(cfg, meta)  # a task that cannot fit a worker: refused, nothing written
-    cfg = in_process_if_faster(cfg, meta, budget)
+    obs = observation_of_ms(meta)
+    budget = preflight(cfg, obs)  # a task that cannot fit a worker: refused, nothing written
+    cfg = in_process_if_faster(cfg, obs, budget)
     if cfg.output.apply_primary_beam:  # a beam that cannot be modelled: refused before any work
         log.info("primary beam: %s", load_primary_beam(cfg.read.ms, wcs).describe())
     log.info(

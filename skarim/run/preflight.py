@@ -22,11 +22,10 @@ from dataclasses import replace
 
 from skarim.config import ClusterKind, RunConfig
 from skarim.errors import InputError
-from skarim.io.ms_meta import MSMeta
 from skarim.io.wcs import horizon_npix
 from skarim.run.budget import RunBudget, StageBudget, plan_budget
 from skarim.run.costs import Costs, load_costs
-from skarim.run.observation import Observation, observation_of_ms
+from skarim.run.observation import Observation
 from skarim.run.workers import WorkerPlan
 
 __all__ = [
@@ -81,15 +80,15 @@ def rim_steps(cfg: RunConfig) -> int:
     return cached_rim(cfg.deconv.weights, torch.device("cpu")).config.steps
 
 
-def preflight(cfg: RunConfig, meta: MSMeta, costs: Costs | None = None) -> RunBudget | None:
+def preflight(cfg: RunConfig, obs: Observation, costs: Costs | None = None) -> RunBudget | None:
     """Plan the run and refuse it if a task cannot fit a worker's memory.
 
     Parameters
     ----------
     cfg : RunConfig
         The run.
-    meta : MSMeta
-        Its selection (:func:`skarim.io.ms_meta.open_ms`).
+    obs : Observation
+        The counts of its selection (:func:`skarim.run.observation.observation_of_ms`).
     costs : Costs, optional
         The machine's costs; default :func:`skarim.run.costs.load_costs`.
 
@@ -109,7 +108,6 @@ def preflight(cfg: RunConfig, meta: MSMeta, costs: Costs | None = None) -> RunBu
     limit = task_limit(cfg, plan)
     if not limit:
         return None
-    obs = observation_of_ms(meta)
     costs = costs or load_costs()
     steps = rim_steps(cfg)
     budget = plan_budget(cfg, obs, plan, n_workers, costs, rim_steps=steps)
@@ -139,7 +137,7 @@ def check_field(cfg: RunConfig) -> None:
         )
 
 
-def in_process_if_faster(cfg: RunConfig, meta: MSMeta, budget: RunBudget | None) -> RunConfig:
+def in_process_if_faster(cfg: RunConfig, obs: Observation, budget: RunBudget | None) -> RunConfig:
     """The run in this process (``sync``, every core to each task) when the plan says a
     local cluster would not pay for its start; ``cfg`` as it is otherwise.
 
@@ -161,7 +159,7 @@ def in_process_if_faster(cfg: RunConfig, meta: MSMeta, budget: RunBudget | None)
     )
     plan = WorkerPlan(1, cores, 0)
     steps = rim_steps(cfg)
-    alone = plan_budget(sync, observation_of_ms(meta), plan, 1, load_costs(), rim_steps=steps)
+    alone = plan_budget(sync, obs, plan, 1, load_costs(), rim_steps=steps)
     if alone.wall_s >= min(budget.wall_s, SMALL_JOB_S):
         return cfg
     log.info(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from casacore import tables
 from msfactory import three_antenna_ms
 
 from skarim.config import ReadConfig
@@ -40,3 +41,19 @@ def test_a_named_column_is_read_and_a_missing_one_refused(tmp_path):
     assert open_ms(ReadConfig(ms=ms, data_column="DATA")).data_column == "DATA"
     with pytest.raises(InputError, match="MODEL_DATA not in .*available: DATA, CORRECTED_DATA"):
         open_ms(ReadConfig(ms=ms, data_column="MODEL_DATA"))
+
+
+def test_a_selection_is_described_once_until_a_table_changes(tmp_path):
+    ms = _ms(tmp_path / "t.ms", corrected=False)
+    read = ReadConfig(ms=ms)
+    first = open_ms(read)
+    assert open_ms(read) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first.freq_hz[0] = 1.0
+    with tables.table(str(ms / "FIELD"), readonly=False, ack=False) as field:
+        field.putcell("NAME", 0, "RENAMED")
+    renamed = open_ms(read)
+    assert renamed is not first and renamed.field_name == "RENAMED"
+    with tables.table(str(ms), readonly=False, ack=False) as main:
+        main.putcell("FIELD_ID", 0, 1)  # one row leaves the selection
+    assert open_ms(read).nrow == renamed.nrow - 1
