@@ -248,7 +248,8 @@ def format_table(cases: list[dict[str, object]]) -> str:
         "SNR: model vs truth, all output channels; smooth: both smoothed with the case's fitted",
         "clean beam (JSON 'beam'); flux: model/truth; rms: residual RMS (of the dirty image for",
         "*_dirty rows, which have no model: a zero model scores 0 dB); /grid: skarim_dirty wall",
-        "time over ducc0's vis2dirty calls alone. Wall/CPU/peak memory: the whole process.",
+        "time over ducc0's vis2dirty calls alone. Wall/CPU/peak memory: the whole process;",
+        "skarim_dirty, wsclean_dirty and ducc0_raw: the fastest of 3 runs taking turns.",
     ]
     if any("joined" in case for case in cases):
         lines += ["", *_format_joined(cases)]

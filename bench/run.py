@@ -11,7 +11,8 @@ channels and 30 min tracks, and ``spectral`` at 256^2 with 8 channels) it simula
 Measurement Set and its truth with skarim's simulator, then runs each method of
 :mod:`methods` as its own process (skarim dirty-only, skarim deconvolved, skarim's RIM
 alone, WSClean dirty, Hogbom and multiscale with auto-masking, raw ducc0 gridding),
-measuring wall time, CPU time and peak memory of the whole process. Models are scored
+measuring wall time, CPU time and peak memory of the whole process (the dirty-imaging speed
+methods three times each, taking turns, keeping the fastest). Models are scored
 against the truth (:mod:`scoring`): SNR raw and smoothed with the case's fitted clean beam,
 flux ratio, residual RMS. It prints one table, with the ratios skarim/WSClean and
 skarim/ducc0. The joined-channel case ``spectral`` (16 channels over 0.9-1.7 GHz, low SNR
@@ -40,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cases import Case, select_cases, simulate_case
-from methods import EPSILON, RunSpec, methods_for, run_method
+from methods import EPSILON, MethodRun, RunSpec, methods_for, run_method
 from report import case_beam, format_table, ratios, score_joined, score_runs
 from scoring import json_safe
 from tools import ensure_table_locks, machine_info, tool_versions
@@ -86,6 +87,34 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+#: The dirty-imaging speed methods run :data:`SPEED_RUNS` times each, taking turns, and
+#: keep their fastest run: a second-long job's wall on a shared machine varies by a quarter
+#: from run to run, and the fastest is the one least disturbed (as :mod:`timeit` reports).
+SPEED_METHODS = ("skarim_dirty", "wsclean_dirty", "ducc0_raw")
+SPEED_RUNS = 3
+
+
+def _fastest(kept: MethodRun | None, run: MethodRun) -> MethodRun:
+    """Of two runs of a speed method, the faster ok one, with every run's wall in
+    ``extra["walls_s"]``; ``run`` itself for the other methods. The runs write the same
+    products to the same paths, so the last run's files stand for the kept one."""
+    if run.method not in SPEED_METHODS:
+        return run
+    walls = [
+        *(kept.extra["walls_s"] if kept else []),
+        run.measured.wall_s if run.measured else None,
+    ]
+    best = run
+    if (
+        kept is not None
+        and kept.status == "ok"
+        and (run.status != "ok" or kept.measured.wall_s <= run.measured.wall_s)
+    ):
+        best = kept
+    best.extra["walls_s"] = walls
+    return best
+
+
 def _run_case(case: Case, out: Path, args: argparse.Namespace, has_device: bool) -> dict:
     workdir = out / "work" / case.name
     if workdir.exists():
@@ -98,9 +127,11 @@ def _run_case(case: Case, out: Path, args: argparse.Namespace, has_device: bool)
          f"{case.npix}^2 at {case.cell_arcsec:g} arcsec in {simulate_s:.1f} s")  # fmt: skip
     spec = RunSpec(case, sim.ms_path.resolve(), workdir.resolve(), args.threads, args.device,
                    has_device, args.timeout)  # fmt: skip
-    runs = {}
-    for name in methods_for(case):
-        run = run_method(name, spec)
+    runs: dict[str, MethodRun] = {}
+    names = methods_for(case)
+    speed = [n for n in SPEED_METHODS if n in names]
+    for name in speed * SPEED_RUNS + [n for n in names if n not in speed]:
+        run = _fastest(runs.get(name), run_method(name, spec))
         runs[name] = run
         wall = f"{run.measured.wall_s:.1f} s" if run.measured else ""
         _say(f"[{case.name}] {name}: {run.status} {wall} {run.note}".rstrip())

@@ -323,3 +323,20 @@ def test_goals_fail_when_joined_skarim_is_not_ahead() -> None:
     assert goals["channel_gain_over_independent_db"]["value"] == pytest.approx(2.0)
     rows["skarim_joined"] = {"channel_smoothed_snr_db": 21.0, "alpha_error": 0.05}
     assert [g["pass"] for g in joined_goals(rows).values()] == [True, True, True]
+
+
+def test_a_speed_method_keeps_its_fastest_ok_run_and_every_wall() -> None:
+    from run import _fastest
+    from tools import Measured
+
+    def run(method: str, status: str, wall_s: float) -> MethodRun:
+        measured = Measured([method], 0 if status == "ok" else 1, wall_s, 1.0, 10.0, "t", "log")
+        return MethodRun(method, status, measured)
+
+    kept = None
+    for status, wall_s in (("ok", 2.0), ("ok", 1.5), ("failed", 0.5), ("ok", 1.8)):
+        kept = _fastest(kept, run("skarim_dirty", status, wall_s))
+    assert kept.measured.wall_s == 1.5 and kept.status == "ok"
+    assert kept.extra["walls_s"] == [2.0, 1.5, 0.5, 1.8]
+    other = run("skarim", "ok", 9.0)
+    assert _fastest(run("skarim", "ok", 1.0), other) is other  # one run: not a speed method

@@ -4,12 +4,14 @@ The selection is one field, one spectral window, a range of its channels and the
 cross-correlation rows. :func:`open_ms` checks the Measurement Set against a
 :class:`~skarim.config.ReadConfig` and describes the selection (:class:`MSMeta`) from its
 subtables (:mod:`skarim.io.ms_tables`); :func:`select_rows` queries the selected rows of the
-main table.
+main table, and :func:`selected_rows` opens them for the readers of a described selection.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from skarim.io.ms_tables import (
     telescope_name,
 )
 
-__all__ = ["MSMeta", "open_ms", "select_rows"]
+__all__ = ["MSMeta", "open_ms", "select_rows", "selected_rows"]
 
 _MIB = 2**20
 _OPENED_KEPT = 4  # selections :func:`open_ms` keeps per process
@@ -72,6 +74,9 @@ class MSMeta:
         JSON-able identity of the Measurement Set: resolved ``path``, total ``nrow``,
         ``data_shape`` (one cell of the data column) and ``mtime`` (the latest modification
         time, in seconds since the epoch, of the main table's files).
+    whole_table : bool
+        Whether the selection is every row of the main table: :func:`selected_rows` then
+        reads the table itself, with no query.
     """
 
     path: Path
@@ -88,6 +93,7 @@ class MSMeta:
     telescope: str
     time_range_s: tuple[float, float]
     fingerprint: dict
+    whole_table: bool = False
 
 
 def open_ms(cfg: ReadConfig) -> MSMeta:
@@ -182,7 +188,23 @@ def _describe(cfg: ReadConfig) -> MSMeta:
         telescope=telescope_name(path),
         time_range_s=time_range_s,
         fingerprint=fingerprint,
+        whole_table=nrow == fingerprint["nrow"],
     )
+
+
+@contextmanager
+def selected_rows(meta: MSMeta) -> Iterator[tables.table]:
+    """The selection's rows of the main table, open to read, closed on leaving.
+
+    The main table itself when the selection is all of it (``meta.whole_table``): the query
+    of :func:`select_rows`, which reads four columns of every row, is then not run.
+    """
+    with open_ms_table(meta.path) as ms:
+        if meta.whole_table:
+            yield ms
+            return
+        with select_rows(ms, meta.path, meta.field_id, meta.spw) as sel:
+            yield sel
 
 
 def select_rows(ms: tables.table, path: Path, field_id: int, spw: int) -> tables.table:

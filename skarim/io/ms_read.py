@@ -24,8 +24,7 @@ from casacore import tables
 from skarim.config import ReadConfig
 from skarim.errors import InputError
 from skarim.io.correlations import PARALLEL_HANDS
-from skarim.io.ms_meta import MSMeta, select_rows
-from skarim.io.ms_tables import open_ms_table
+from skarim.io.ms_meta import MSMeta, selected_rows
 
 __all__ = ["Precision", "VisChunk", "check_weights", "iter_chunks", "rows_per_chunk"]
 
@@ -138,7 +137,7 @@ def iter_chunks(
         raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
     hand_a, hand_b = (meta.corr_types.index(h) for h in PARALLEL_HANDS[meta.feed])
     chans = slice(cfg.chan_start, cfg.chan_start + len(meta.freq_hz))
-    with open_ms_table(meta.path) as ms, select_rows(ms, meta.path, meta.field_id, meta.spw) as sel:
+    with selected_rows(meta) as sel:
         has_spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
         cell = sel.getcell(meta.data_column, 0)  # (nchan_spw, ncorr)
         step = cfg.chunk_rows or rows_per_chunk(
@@ -179,7 +178,7 @@ def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:
     chans = slice(cfg.chan_start, cfg.chan_start + len(meta.freq_hz))
     counts = {"zero": 0, "negative": 0, "NaN or infinite": 0}
     columns = set()
-    with open_ms_table(meta.path) as ms, select_rows(ms, meta.path, meta.field_id, meta.spw) as sel:
+    with selected_rows(meta) as sel:
         has_spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
         ncorr = sel.getcell(meta.data_column, 0).shape[1]
         step = cfg.chunk_rows or rows_per_chunk(

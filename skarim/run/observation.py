@@ -22,8 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from skarim.constants import SPEED_OF_LIGHT_M_S
-from skarim.io.ms_meta import MSMeta, select_rows
-from skarim.io.ms_tables import open_ms_table
+from skarim.io.ms_meta import MSMeta, selected_rows
 
 __all__ = [
     "SKA_MID",
@@ -164,7 +163,7 @@ def observation_of_ms(meta: MSMeta) -> Observation:
     Reads one data cell's shape and type and at most :data:`UVW_SAMPLE_ROWS` rows of UVW,
     evenly spaced.
     """
-    with open_ms_table(meta.path) as ms, select_rows(ms, meta.path, meta.field_id, meta.spw) as sel:
+    with selected_rows(meta) as sel:
         cell = sel.getcell(meta.data_column, 0)  # (nchan_spw, ncorr)
         step = max(1, sel.nrows() // UVW_SAMPLE_ROWS)
         uvw = sel.getcol("UVW", startrow=0, nrow=-1, rowincr=step)  # (n, 3) metres

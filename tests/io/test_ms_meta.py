@@ -11,7 +11,7 @@ from msfactory import three_antenna_ms
 
 from skarim.config import ReadConfig
 from skarim.errors import InputError
-from skarim.io.ms_meta import open_ms
+from skarim.io.ms_meta import open_ms, selected_rows
 from skarim.io.ms_read import iter_chunks
 
 
@@ -57,3 +57,17 @@ def test_a_selection_is_described_once_until_a_table_changes(tmp_path):
     with tables.table(str(ms), readonly=False, ack=False) as main:
         main.putcell("FIELD_ID", 0, 1)  # one row leaves the selection
     assert open_ms(read).nrow == renamed.nrow - 1
+
+
+def test_selected_rows_are_the_table_when_whole_and_the_query_otherwise(tmp_path):
+    ms = _ms(tmp_path / "t.ms", corrected=False)
+    meta = open_ms(ReadConfig(ms=ms))
+    assert meta.whole_table and meta.nrow == 3
+    with selected_rows(meta) as sel:
+        assert sel.nrows() == 3
+    with tables.table(str(ms), readonly=False, ack=False) as main:
+        main.putcell("ANTENNA2", 1, main.getcell("ANTENNA1", 1))  # an autocorrelation now
+    meta = open_ms(ReadConfig(ms=ms))
+    assert not meta.whole_table and meta.nrow == 2
+    with selected_rows(meta) as sel:
+        assert list(sel.rownumbers(tables.table(str(ms), ack=False))) == [0, 2]
