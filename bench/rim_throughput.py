@@ -1,7 +1,10 @@
 """RIM inference throughput: tiles/s, Mpixel/s and Gpix-steps/s at a tile size, per device.
 
 Run: ``python bench/rim_throughput.py [--device all|cpu|cuda] [--tile 256] [--batch 4]
-[--repeats 3] [--threads 2]``. ``all`` (the default) measures the CPU and, if present, the GPU.
+[--repeats 3] [--threads 2] [--sizes 16x8,32x10]``. ``all`` (the default) measures the CPU and,
+if present, the GPU. ``--sizes`` measures untrained networks of those ``hidden x steps`` sizes
+instead of the shipped weights (a network's cost does not depend on its weights), for the
+size-against-cost table of ``docs/benchmarks.md``.
 Prints one line per device and precision (float32, the one ``precision: auto`` takes there
 when it differs, and bfloat16 on a GPU); a pixel-step is one pixel through one of the RIM's
 unrolled steps. No assertions (timings belong here, not in tests). Needs torch and numpy
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 
 from skarim.deconv.device import select_device
+from skarim.deconv.rim import RIM, RIMConfig
 from skarim.deconv.rim_deconvolver import deconvolve_windows
 from skarim.deconv.weights import load_rim
 from skarim.errors import DeviceError
@@ -25,17 +29,26 @@ from skarim.train.gpu_problems import WindowConfig, draw_windows
 
 
 def measure(
-    device: torch.device, tile: int, batch: int, repeats: int, dtype: torch.dtype
+    device: torch.device,
+    tile: int,
+    batch: int,
+    repeats: int,
+    dtype: torch.dtype,
+    size: RIMConfig | None = None,
 ) -> tuple[float, float, float]:
     """Best-of-``repeats`` time of one :func:`deconvolve_windows` call on ``batch`` tiles, as
-    tiles/s, Mpixel/s and Gpix-steps/s."""
+    tiles/s, Mpixel/s and Gpix-steps/s; the shipped weights, or an untrained network of
+    ``size``."""
     cfg = WindowConfig(core=tile, halo=0, context=0)
     cpu = torch.device("cpu")
     problems = draw_windows(np.random.default_rng(0), torch.Generator(cpu), 1, cfg, cpu)
     dirty = np.repeat(problems.dirty.numpy(), batch, axis=0).astype(np.float32)
     psf = problems.psf[0].numpy()
     sigma = float(problems.sigma[0])
-    rim = load_rim(None, device, dtype)
+    if size is None:
+        rim = load_rim(None, device, dtype)
+    else:
+        rim = RIM(size).to(device).cast_layers(dtype).eval()
     deconvolve_windows(rim, dirty, psf, sigma, device)  # warm-up
     best = np.inf
     for _ in range(repeats):
@@ -58,6 +71,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--sizes", type=_sizes, default=[None],
+        help="untrained networks of these sizes, hidden x steps, comma-separated (16x8,32x10)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -73,16 +90,33 @@ def main() -> None:
             name = torch.cuda.get_device_name(device)
         auto = select_device(device.type, "auto").dtype
         candidates = [torch.float32, auto] + ([torch.bfloat16] if device.type == "cuda" else [])
-        for dtype in dict.fromkeys(candidates):
-            tiles_s, mpix_s, gpix_steps_s = measure(
-                device, args.tile, args.batch, args.repeats, dtype
-            )
-            kind = str(dtype).removeprefix("torch.")
-            print(
-                f"{name}: tile {args.tile}, batch {args.batch}, {kind}: "
-                f"{tiles_s:.2f} tiles/s, {mpix_s:.2f} Mpixel/s, {gpix_steps_s:.3f} Gpix-steps/s",
-                flush=True,
-            )
+        for size in args.sizes:
+            net = "shipped" if size is None else f"hidden {size.hidden}, T {size.steps}"
+            for dtype in dict.fromkeys(candidates):
+                tiles_s, mpix_s, gpix_steps_s = measure(
+                    device, args.tile, args.batch, args.repeats, dtype, size
+                )
+                kind = str(dtype).removeprefix("torch.")
+                print(
+                    f"{name}: {net}, tile {args.tile}, batch {args.batch}, {kind}: "
+                    f"{tiles_s:.2f} tiles/s, {mpix_s:.2f} Mpixel/s, "
+                    f"{gpix_steps_s:.4f} Gpix-steps/s, "
+                    f"{args.threads / gpix_steps_s:.0f} CPU-thread ns per pixel-step",
+                    flush=True,
+                )
+
+
+def _sizes(text: str) -> list[RIMConfig]:
+    """``16x8,32x10`` -> RIM sizes (hidden, steps)."""
+    try:
+        return [
+            RIMConfig(hidden=int(h), steps=int(t))
+            for h, t in (item.split("x") for item in text.split(","))
+        ]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected hidden x steps, e.g. 16x8,32x10"
+        ) from None
 
 
 if __name__ == "__main__":
