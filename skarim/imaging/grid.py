@@ -97,11 +97,12 @@ class ChannelBatch:
         return self._whole is not None
 
     def chunks(self) -> Iterator[VisChunk]:
-        """Row chunks of the selection; a selection read in one chunk is read only once."""
+        """Row chunks of the selection. A selection read in one chunk, or gathered whole
+        (:func:`skarim.io.ms_read.gathers`), is read only once and then held."""
         if self._whole is not None:
             yield self._whole
             return
-        for chunk in iter_chunks(self.meta, self.read, precision=self.precision):
+        for chunk in iter_chunks(self.meta, self.read, precision=self.precision, gather=True):
             if chunk.row_start == 0 and len(chunk.uvw_m) == self.meta.nrow:
                 self._whole = chunk
             yield chunk

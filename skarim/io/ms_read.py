@@ -3,6 +3,9 @@
 :func:`iter_chunks` streams the rows that :func:`skarim.io.ms_meta.open_ms` selected (that
 field, that spectral window, cross-correlations only) in chunks of ``ReadConfig.chunk_mb``
 (:func:`rows_per_chunk`), so the memory of this stage does not grow with the Measurement Set.
+A selection read in several chunks whose Stokes I (for the channels read) fits one chunk's
+budget is gathered whole (:func:`gathers`, :func:`gather_chunks`): its passes then make one
+ducc0 call per channel, not one per chunk, each of which transforms a whole grid.
 
 Stokes I is formed from the two parallel hands named by ``POLARIZATION.CORR_TYPE``:
 ``I = (XX + YY) / 2`` for linear feeds, ``I = (RR + LL) / 2`` for circular feeds, with weight
@@ -26,7 +29,16 @@ from skarim.errors import InputError
 from skarim.io.correlations import PARALLEL_HANDS
 from skarim.io.ms_meta import MSMeta, selected_rows
 
-__all__ = ["Precision", "VisChunk", "check_weights", "iter_chunks", "rows_per_chunk"]
+__all__ = [
+    "Precision",
+    "VisChunk",
+    "check_weights",
+    "gather_chunks",
+    "gathered_bytes",
+    "gathers",
+    "iter_chunks",
+    "rows_per_chunk",
+]
 
 Precision = Literal["single", "double"]
 
@@ -107,8 +119,67 @@ def rows_per_chunk(
     return max(1, chunk_mb * _MIB // row_bytes)
 
 
+def gathered_bytes(nrow: int, nchan: int, precision: Precision) -> int:
+    """Bytes of ``nrow`` rows of Stokes I, its weights and UVW over ``nchan`` channels."""
+    vis, weight = (np.dtype(t).itemsize for t in _DTYPES[precision])
+    return nrow * (nchan * (vis + weight) + 3 * 8)
+
+
+def gathers(cfg: ReadConfig, nrow: int, rows_chunk: int, nchan: int, precision: Precision) -> bool:
+    """Whether a selection of ``nrow`` rows read ``rows_chunk`` at a time is gathered whole.
+
+    It is when its chunks are sized by ``cfg.chunk_mb`` (rows given by ``chunk_rows`` are
+    read as given), it takes more than one chunk, and its Stokes I over the ``nchan``
+    channels read (:func:`gathered_bytes`) fits ``chunk_mb`` MiB, one chunk's budget.
+
+    Examples
+    --------
+    >>> read = ReadConfig(ms="sim.ms")  # chunk_mb 256
+    >>> gathers(read, 47_400, 4_900, 375, "single")  # 375 channels of a 1024-channel MS
+    True
+    >>> gathers(read, 47_400, 47_400, 375, "single")  # one chunk: held as it is read
+    False
+    """
+    return (
+        cfg.chunk_rows is None
+        and rows_chunk < nrow
+        and gathered_bytes(nrow, nchan, precision) <= cfg.chunk_mb * _MIB
+    )
+
+
+def gather_chunks(
+    chunks: Iterator[VisChunk], nrow: int, nchan: int, precision: Precision
+) -> VisChunk:
+    """The chunks of a whole selection, in order, as one chunk (filled in place: the chunks
+    are released as they are copied).
+
+    Raises
+    ------
+    ValueError
+        If the chunks do not cover rows ``0 .. nrow - 1`` in order, over ``nchan`` channels.
+    """
+    vis_t, weight_t = _DTYPES[precision]
+    uvw_m = np.empty((nrow, 3))  # (nrow, 3) metres
+    vis = np.empty((nrow, nchan), vis_t)  # (nrow, nchan)
+    weight = np.empty((nrow, nchan), weight_t)  # (nrow, nchan)
+    nonfinite = np.zeros(nchan, np.int64)  # (nchan,)
+    done = 0
+    for chunk in chunks:
+        n = len(chunk.uvw_m)
+        if chunk.row_start != done or done + n > nrow or chunk.vis.shape[1] != nchan:
+            raise ValueError(f"chunk of rows {chunk.row_start}+{n} after {done} of {nrow}")
+        uvw_m[done : done + n] = chunk.uvw_m
+        vis[done : done + n] = chunk.vis
+        weight[done : done + n] = chunk.weight
+        nonfinite += chunk.nonfinite_per_chan
+        done += n
+    if done != nrow:
+        raise ValueError(f"the chunks cover {done} of {nrow} rows")
+    return VisChunk(row_start=0, uvw_m=uvw_m, vis=vis, weight=weight, nonfinite_per_chan=nonfinite)
+
+
 def iter_chunks(
-    meta: MSMeta, cfg: ReadConfig, *, precision: Precision = "single"
+    meta: MSMeta, cfg: ReadConfig, *, precision: Precision = "single", gather: bool = False
 ) -> Iterator[VisChunk]:
     """Stream Stokes I and its weight over the selected rows, a chunk at a time.
 
@@ -121,6 +192,8 @@ def iter_chunks(
         and ``chan_start``.
     precision : {"single", "double"}
         complex64/float32 or complex128/float64 output.
+    gather : bool
+        Yield a selection that :func:`gathers` as one chunk of all its rows.
 
     Yields
     ------
@@ -147,10 +220,18 @@ def iter_chunks(
             data_bytes=cell.dtype.itemsize,
             weight_spectrum=has_spectrum,
         )
-        for start in range(0, sel.nrows(), step):
-            n = min(step, sel.nrows() - start)
-            rows = slice(start, start + n)
-            yield _read_chunk(sel, meta, chans, rows, has_spectrum, (hand_a, hand_b), precision)
+        nrow, nchan = sel.nrows(), chans.stop - chans.start
+        chunks = (
+            _read_chunk(
+                sel, meta, chans, slice(start, min(start + step, nrow)), has_spectrum,
+                (hand_a, hand_b), precision,
+            )
+            for start in range(0, nrow, step)
+        )  # fmt: skip
+        if gather and gathers(cfg, nrow, step, nchan, precision):
+            yield gather_chunks(chunks, nrow, nchan, precision)
+        else:
+            yield from chunks
 
 
 def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:

@@ -3,7 +3,8 @@
 :class:`Layout` is the geometry of a run that the planner (:mod:`skarim.run.budget`) needs:
 tiles and windows, facets and their w-planes, output channels per batch
 (:func:`skarim.imaging.plan.groups_per_batch`), rows per read chunk
-(:func:`skarim.io.ms_read.rows_per_chunk`), whether a batch's selection is read whole and
+(:func:`skarim.io.ms_read.rows_per_chunk`), whether a batch's selection is read whole (in one
+chunk, or gathered from several: :func:`skarim.io.ms_read.gathers`) and
 held (:data:`skarim.imaging.grid.HELD_BATCHES`), the beam's width in pixels.
 :func:`stage_arrays` gives, per stage, the bytes of what is resident at the task's peak: the
 process, the held batches and weight grids, then the largest of its phases (reading a chunk,
@@ -34,7 +35,7 @@ from skarim.imaging.plan import (
     plan_facets,
 )
 from skarim.imaging.weighting import padded_npix
-from skarim.io.ms_read import rows_per_chunk
+from skarim.io.ms_read import gathers, rows_per_chunk
 from skarim.restore.restore import RESTORE_SPAN
 from skarim.run.costs import Costs
 from skarim.run.observation import Observation
@@ -75,6 +76,8 @@ class Layout:
     group_channels: int
     rows: int
     rows_chunk: int
+    read_rows: int
+    gathered: bool
     held: bool
     reuse_held: bool
     ms_bytes: int
@@ -98,8 +101,11 @@ class Layout:
             r.chunk_mb, nchan=obs.spw_channels, ncorr=obs.correlations,
             data_bytes=obs.data_bytes, weight_spectrum=obs.weight_spectrum,
         )  # fmt: skip
-        rows_chunk = min(obs.rows, step)
+        read_rows = min(obs.rows, step)
         group_channels = max(g.stop - g.start for g in groups)
+        precision = "double" if g.double_precision else "single"
+        gathered = gathers(r, obs.rows, read_rows, per * group_channels, precision)
+        rows_chunk = obs.rows if gathered else read_rows  # the rows of one ducc0 call
         half = padded_npix(g.npix_y, WEIGHT_PADDING) // 2 * padded_npix(g.npix_x, WEIGHT_PADDING)
         occupied = 0 if g.weighting.value == "natural" else min(obs.rows * group_channels, half)
         w = max(obs.max_w_wavelengths, 0.0)
@@ -114,8 +120,9 @@ class Layout:
             per_batch=per, batches=batches, shares=shares,
             batches_per_worker=-(-batches // n_workers),
             group_channels=group_channels, rows=obs.rows, rows_chunk=rows_chunk,
+            read_rows=read_rows, gathered=gathered,
             held=rows_chunk >= obs.rows, reuse_held=reuse_held and rows_chunk >= obs.rows,
-            ms_bytes=obs.rows * row, raw_chunk_bytes=rows_chunk * row,
+            ms_bytes=obs.rows * row, raw_chunk_bytes=read_rows * row,
             complex_bytes=16 if g.double_precision else 8,
             real_bytes=8 if g.double_precision else 4,
             weight_grid_bytes=16 * occupied,
@@ -226,7 +233,12 @@ def stage_arrays(
     stokes = lay.stokes_bytes(lay.rows_chunk)
     ducc = int(costs.ducc_pixel_bytes * fpx * cb / 8 + costs.ducc_vis_bytes * chunk_vis)
     grids = 0 if natural else lay.per_batch * lay.weight_grid_bytes
-    reading = {"read chunk": lay.raw_chunk_bytes, "Stokes I chunks": stokes * (2 - lay.held)}
+    # a gathered batch: the whole selection's Stokes I filled while each chunk is converted
+    converted = lay.stokes_bytes(lay.read_rows) if lay.gathered else 0
+    reading = {
+        "read chunk": lay.raw_chunk_bytes,
+        "Stokes I chunks": stokes * (2 - lay.held) + converted,
+    }
     weights = {"Stokes I chunks": stokes, "imaging-weight temporaries": chunk_vis * _WEIGHT_TEMP}
     call = {"Stokes I chunks": stokes, "a channel's visibilities": chunk_vis * (cb + rb),
             "ducc0 working grid": ducc}  # fmt: skip

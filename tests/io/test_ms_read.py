@@ -19,7 +19,14 @@ from casacore import tables
 from skarim.config import ReadConfig
 from skarim.errors import InputError
 from skarim.io.ms_meta import MSMeta, open_ms
-from skarim.io.ms_read import VisChunk, check_weights, iter_chunks, rows_per_chunk
+from skarim.io.ms_read import (
+    VisChunk,
+    check_weights,
+    gather_chunks,
+    gathers,
+    iter_chunks,
+    rows_per_chunk,
+)
 from skarim.io.ms_write import SpectralWindow, write_ms
 
 NANT = 5
@@ -491,3 +498,25 @@ def test_rows_of_nan_or_infinite_uvw_are_dropped_and_counted(tmp_path):
     np.testing.assert_array_equal(uvw_m[[3, 4, 7]], 0.0)  # nothing NaN reaches the gridder
     np.testing.assert_array_equal(uvw_m[0], row_uvw_m(nrow)[0])
     assert sum(c.n_nonfinite for c in chunks) == 2 * NCHAN  # rows 3 and 7
+
+
+def test_a_selection_whose_stokes_i_fits_a_chunk_is_gathered_whole(tmp_path):
+    # 12,000 rows of 4 channels: 1 MiB chunks of 5,667 rows; Stokes I 72 bytes a row fits
+    nrow = 12_000
+    hands, weights = random_hands(nrow), random_weights(nrow)
+    hands[0][5, 1] = np.nan  # counted once, gathered or not
+    hands[1][11_000, 3] = np.inf
+    ms = write_test_ms(tmp_path / "g.ms", hands=hands, hand_weights=weights)
+    cfg = ReadConfig(ms=ms, chunk_mb=1)
+    meta = open_ms(cfg)
+    streamed = list(iter_chunks(meta, cfg))
+    (gathered,) = iter_chunks(meta, cfg, gather=True)
+    assert len(streamed) == 3 and gathered.row_start == 0
+    for name in ("uvw_m", "vis", "weight"):
+        np.testing.assert_array_equal(getattr(gathered, name), concat(streamed, name))
+    np.testing.assert_array_equal(gathered.nonfinite_per_chan, [0, 1, 0, 1])
+    given = ReadConfig(ms=ms, chunk_rows=5_000)  # rows given are read as given
+    assert len(list(iter_chunks(meta, given, gather=True))) == 3
+    assert not gathers(cfg, 15_000, 5_667, NCHAN, "single")  # 1.08 MB: over the budget
+    with pytest.raises(ValueError, match="cover 5667 of 12000 rows"):
+        gather_chunks(iter(streamed[:1]), nrow, NCHAN, "single")

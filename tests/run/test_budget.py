@@ -98,6 +98,29 @@ def test_array_sizes_and_work_of_a_small_run_are_the_hand_counts():
     assert b.worker_bytes == max(s.memory_bytes for s in b.stages[:3])
 
 
+def test_a_selection_gathered_from_several_chunks_is_planned_as_held():
+    # 10,000 rows of 4 channels read 1 MiB at a time (5,667 rows of 185 bytes): their Stokes
+    # I (72 bytes a row) fits the chunk's budget, so the batch is gathered and held
+    obs = Observation(rows=10_000, channels=4, spw_channels=4, correlations=4,
+                      max_uv_wavelengths=5000.0, max_w_wavelengths=0.0)  # fmt: skip
+    whole = _cfg(1024, 512, channels_out=2)
+    gathered = whole.model_copy(update={"read": ReadConfig(ms=Path("x.ms"), chunk_mb=1)})
+    given = whole.model_copy(update={"read": ReadConfig(ms=Path("x.ms"), chunk_rows=5_667)})
+    read_rows = MIB // (4 * 4 * 9 + 16 + 25)
+    lay = Layout.of(gathered, obs, 1, reuse_held=True)
+    assert (lay.gathered, lay.held, lay.rows_chunk, lay.read_rows) == (True, True, 10_000, 5_667)
+    assert lay.raw_chunk_bytes == read_rows * 185
+    streamed = Layout.of(given, obs, 1, reuse_held=True)  # rows given: read as given
+    assert (streamed.gathered, streamed.held, streamed.rows_chunk) == (False, False, 5_667)
+    plans = [plan_budget(c, obs, WorkerPlan(1, 1, 4 * 2**30), 1, COSTS) for c in (whole, gathered)]
+    (grid_w, tiles_w, *_), (grid_g, tiles_g, *_) = (p.stages for p in plans)
+    # held as if read in one chunk: the same tasks' peaks (reading a 1 MiB chunk into the
+    # gathered selection is not the largest phase) and the same held batch
+    assert grid_g.memory_bytes == grid_w.memory_bytes
+    assert dict(tiles_g.arrays)["held batches"] == dict(tiles_w.arrays)["held batches"] > 0
+    assert grid_g.cpu_s == pytest.approx(grid_w.cpu_s)
+
+
 def test_w_planes_follow_the_facets_span_of_n():
     cfg = _cfg(2048, 512)
     obs = Observation(rows=100, channels=1, spw_channels=1, correlations=4,
