@@ -8,18 +8,18 @@ batch reads the Measurement Set once per pass, for all its channels together:
    channel (:func:`weighting_pass`);
 2. imaging pass, one per facet: the Measurement Set is streamed in row chunks of
    ``ReadConfig.chunk_mb`` and ``ducc0.wgridder`` grids each chunk onto the facet of every
-   output channel of the batch, with ``center_x/center_y`` offsets (:mod:`skarim.imaging.wgridder`);
-   each channel's facet is cut into tiles written to the store, each tile marked
-   ``gridded`` after its data lands. A channel's first facet pass also grids its PSF at
-   ``2 tile x 2 tile`` and its sum of weights.
+   output channel of the batch, with ``center_x/center_y`` offsets
+   (:mod:`skarim.imaging.wgridder`); each channel's facet is cut into tiles written to the
+   store, each marked ``gridded`` after its data lands. A channel's first facet pass also
+   grids its PSF at ``2 tile x 2 tile`` and its sum of weights.
 
-When the whole selection fits in one chunk it is read once and kept for every pass of the
-batch. A facet is a block of whole tiles no larger than ``GridConfig.facet_pix`` on a side,
-and a batch holds as many output channels as
-:func:`~skarim.imaging.plan.groups_per_batch` allows within ``GridConfig.memory_budget_mb``,
-so the memory of a task follows the facet, the weight grid, the batch and the chunk, never
-the Measurement Set. Dirty images are ``A^H (w V) / sum(w)`` in Jy/beam; the PSF is
-normalised to a peak of 1.
+A selection in one chunk, or whose Stokes I fits one chunk's budget and is gathered from
+several (:func:`skarim.io.ms_read.gathers`), is read once and kept for every pass of the
+batch. A facet is whole tiles at most ``GridConfig.facet_pix`` on a side; a batch holds the
+output channels :func:`~skarim.imaging.plan.groups_per_batch` allows within
+``GridConfig.memory_budget_mb``: a task's memory follows the facet, the weight grid, the batch
+and the chunk, never the Measurement Set. Dirty images are ``A^H (w V) / sum(w)`` in Jy/beam;
+the PSF is normalised to a peak of 1.
 """
 
 from __future__ import annotations
@@ -93,12 +93,11 @@ class ChannelBatch:
 
     @property
     def held(self) -> bool:
-        """True once the selection was read in one chunk, which the batch now holds."""
+        """True once the selection was read whole (one chunk, or gathered): the batch holds it."""
         return self._whole is not None
 
     def chunks(self) -> Iterator[VisChunk]:
-        """Row chunks of the selection. A selection read in one chunk, or gathered whole
-        (:func:`skarim.io.ms_read.gathers`), is read only once and then held."""
+        """Row chunks of the selection, read once and held when it comes whole (see above)."""
         if self._whole is not None:
             yield self._whole
             return
