@@ -12,6 +12,7 @@ tiles divided by a per-tile scale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -229,13 +230,21 @@ def _random_psf(
     return psf, k
 
 
-def make_batch(rng: np.random.Generator, batch: int, cfg: ProblemConfig) -> ProblemBatch:
+def make_batch(
+    rng: np.random.Generator,
+    batch: int,
+    cfg: ProblemConfig,
+    sky: Callable[[np.random.Generator, int, float], np.ndarray] | None = None,
+) -> ProblemBatch:
     """Draw ``batch`` independent problems (float64 tensors on the CPU).
 
     With ``cfg.context_pix = c > 0`` each problem is simulated on a ``(t + 2c)^2`` field whose
     central ``t^2`` is the tile: the dirty tile is cut from the field's dirty image, the truth
     from the field's sky, and the PSF handed to the RIM is the central ``2t^2`` of the field's.
+    ``sky`` draws each sky (``(rng, side, beam_pix)`` to a ``(side, side)`` image of peak 1):
+    :func:`random_tile_sky` by default, one kind of sky for a test.
     """
+    sky = sky or random_tile_sky
     t, c = cfg.tile, cfg.context_pix
     side = t + 2 * c
     inner = (slice(c, c + t), slice(c, c + t))
@@ -243,10 +252,10 @@ def make_batch(rng: np.random.Generator, batch: int, cfg: ProblemConfig) -> Prob
     for _ in range(batch):
         psf, beam_pix = _random_psf(rng, cfg, side)  # (2 side, 2 side)
         field = np.zeros((side, side))
-        field[inner] = random_tile_sky(rng, t, beam_pix)
+        field[inner] = sky(rng, t, beam_pix)
         if c and rng.random() < cfg.context_prob:
             ratio = np.exp(rng.uniform(*np.log(cfg.context_flux)))
-            field += ratio * random_tile_sky(rng, side, beam_pix)
+            field += ratio * sky(rng, side, beam_pix)
         sampling = np.clip(np.fft.fft2(np.fft.ifftshift(psf)).real, 0.0, None)  # M
         spec = np.fft.fft2(np.pad(field, ((0, side), (0, side))))
         clean = np.fft.ifft2(sampling * spec).real[:side, :side][inner]  # PSF (*) x, in the tile
