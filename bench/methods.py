@@ -74,6 +74,8 @@ class RunSpec:
         Whether ``skarim image`` takes ``--device`` (it is passed only then).
     timeout_s : float or None
         Longest a run may take before it is killed and reported as ``timeout``.
+    weights : Path or None
+        RIM weights skarim deconvolves with (``--weights``); the shipped ones when None.
     """
 
     case: Case
@@ -83,6 +85,7 @@ class RunSpec:
     device: str
     skarim_has_device_flag: bool
     timeout_s: float | None = None
+    weights: Path | None = None
 
 
 @dataclass
@@ -137,6 +140,8 @@ def _skarim_cmd(spec: RunSpec, prefix: Path, dirty_only: bool) -> list[str]:
         cmd += ["--device", spec.device]
     if dirty_only:
         cmd.append("--dirty-only")
+    elif spec.weights is not None:
+        cmd += ["--weights", str(spec.weights)]
     return cmd
 
 

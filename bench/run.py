@@ -3,7 +3,7 @@
 Usage::
 
     python bench/run.py [--quick] [--device cpu|cuda] [--cases a,b] [--out DIR] [--threads N]
-                        [--timeout S] [--clean] [--seed N]
+                        [--timeout S] [--clean] [--seed N] [--weights FILE]
 
 For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``extended``, ``hdr``,
 ``large``, ``spectral``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2
@@ -68,6 +68,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="seconds after which one tool's run is killed and reported as timeout",
     )  # fmt: skip
     p.add_argument("--clean", action="store_true", help="delete work files after each case")
+    p.add_argument(
+        "--weights", type=Path, default=None,
+        help="RIM weights for skarim's deconvolving runs (default: the shipped ones)",
+    )  # fmt: skip
     p.add_argument(
         "--seed", type=int, default=None,
         help="sky and noise seed of every case (default: each case's own): other skies alike",
@@ -138,8 +142,9 @@ def _run_case(case: Case, out: Path, args: argparse.Namespace, has_device: bool)
     locked = ensure_table_locks(sim.ms_path)
     _say(f"[{case.name}] simulated {sim.nrow} rows x {case.nchan} channels, "
          f"{case.npix}^2 at {case.cell_arcsec:g} arcsec in {simulate_s:.1f} s")  # fmt: skip
+    weights = args.weights.resolve() if args.weights else None
     spec = RunSpec(case, sim.ms_path.resolve(), workdir.resolve(), args.threads, args.device,
-                   has_device, args.timeout)  # fmt: skip
+                   has_device, args.timeout, weights)  # fmt: skip
     runs: dict[str, MethodRun] = {}
     names = methods_for(case)
     speed = [n for n in SPEED_METHODS if n in names]
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": {"skarim": args.threads, "wsclean": args.threads, "ducc0": args.threads},
         "epsilon": EPSILON,
         "skarim_device_flag_passed": has_device,
+        "skarim_weights": str(args.weights.resolve()) if args.weights else "shipped",
         "versions": tool_versions(),
     }
     records = [_run_case(case, out, args, has_device) for case in cases]

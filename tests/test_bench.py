@@ -340,3 +340,12 @@ def test_a_speed_method_keeps_its_fastest_ok_run_and_every_wall() -> None:
     assert kept.extra["walls_s"] == [2.0, 1.5, 0.5, 1.8]
     other = run("skarim", "ok", 9.0)
     assert _fastest(run("skarim", "ok", 1.0), other) is other  # one run: not a speed method
+
+
+def test_weights_go_to_skarims_deconvolving_runs_only(tmp_path: Path) -> None:
+    spec = replace(_spec(tmp_path, tmp_path / "x.ms"), weights=tmp_path / "rim.pt")
+    for method in ("skarim", "skarim_rim", "skarim_joined"):
+        cmd = command_line(method, spec, tmp_path / "p")
+        assert cmd[cmd.index("--weights") + 1] == str(tmp_path / "rim.pt")
+    assert "--weights" not in command_line("skarim_dirty", spec, tmp_path / "p")
+    assert "--weights" not in command_line("skarim", _spec(tmp_path, tmp_path / "x.ms"), tmp_path)
