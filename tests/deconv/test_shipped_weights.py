@@ -36,9 +36,9 @@ def test_shipped_weights_beat_the_dirty_image_and_hogbom_on_held_out_problems():
     rim = evaluate(load_rim(None, torch.device("cpu")), batch, torch.device("cpu"))
     base = classical_baselines(batch)
     dirty, hogbom = base["dirty_scaled"], base["hogbom_gain0.1_3sigma"]
-    # measured with the weights of step 800: RIM 9.0 / 19.3 dB (raw / smoothed),
-    # step 4000: RIM 9.3 / 20.1 dB, step 7400: RIM 10.1 / 20.4 dB
-    # Hogbom -3.4 / 13.8 dB, scaled dirty 0.1 / 0.8 dB
+    # measured with the shipped weights (rim-robust step 5600) and their recipe's problems,
+    # seed 777 / 778, raw / smoothed dB: RIM 5.2 / 14.7 and 10.8 / 21.6; Hogbom -1.2 / 11.0
+    # and -5.8 / 12.8; scaled dirty 0.5 / 1.7 and 2.7 / 3.4
     assert rim["smoothed_snr_db"] > dirty["smoothed_snr_db"] + 10.0
     assert rim["smoothed_snr_db"] > hogbom["smoothed_snr_db"] + 2.0
     assert rim["snr_db"] > hogbom["snr_db"] + 5.0
@@ -76,9 +76,9 @@ def _scores(
 
 def test_shipped_weights_beat_the_untrained_network_on_points_and_extended_skies():
     # the untrained network is the same pipeline's projected, preconditioned gradient steps;
-    # measured (seed 777 / 778): points RIM 7.5 / 11.0 dB raw, 21.6 / 25.3 smoothed against
-    # 0.4 / 0.8 and 9.2 / 10.3; extended 17.1 / 14.0 and 25.9 / 21.8 against 14.4 / 8.5 and
-    # 21.0 / 14.0
+    # measured (seed 777 / 778, raw / smoothed dB): points RIM 10.7 / 20.7 and 8.4 / 18.1
+    # against 0.3 / 7.3 and -0.6 / 2.4; extended 17.1 / 24.2 and 12.7 / 18.6 against
+    # 12.9 / 17.6 and 8.0 / 11.8
     for sky, raw_margin, smoothed_margin in ((_points_on_pixels, 4.0, 8.0), (_extended, 1.5, 3.0)):
         rim, base = _scores(sky)
         gradient = base["projected_gradient_30it"]
@@ -87,8 +87,8 @@ def test_shipped_weights_beat_the_untrained_network_on_points_and_extended_skies
 
 
 def test_shipped_weights_beat_hogbom_on_extended_skies():
-    # measured (seed 777 / 778): RIM 17.1 / 14.0 dB raw, 25.9 / 21.8 smoothed; Hogbom -4.3 /
-    # -2.0 and 20.2 / 14.0
+    # measured (seed 777 / 778, raw / smoothed dB): RIM 17.1 / 24.2 and 12.7 / 18.6; Hogbom
+    # -4.3 / 19.1 and -3.6 / 15.0
     rim, base = _scores(_extended)
     hogbom = base["hogbom_gain0.1_3sigma"]
     assert rim["snr_db"] > hogbom["snr_db"] + 12.0
@@ -98,7 +98,7 @@ def test_shipped_weights_beat_hogbom_on_extended_skies():
 @pytest.mark.xfail(
     strict=True,
     reason="issue 16: on points on pixel centres the shipped RIM trails Hogbom (seed 777: "
-    "7.5 against 14.7 dB raw, 21.6 against 24.1 smoothed); a network that wins turns this "
+    "10.7 against 16.6 dB raw, 20.7 against 22.7 smoothed); a network that wins turns this "
     "into a failure to remove",
 )
 def test_shipped_weights_beat_hogbom_on_points_on_pixel_centres():
