@@ -6,7 +6,7 @@
 #
 # Trains `python -m skarim.train.gpu` for $MINUTES (default 7) into $OUT/run: it resumes
 # pipelines/train/checkpoints/rim-gpu when that folder holds a GPU run, else starts a new run
-# from $INIT (default: the rim-cpu run's best weights; INIT= starts from scratch). $EXTRA
+# from $INIT (default: the shipped weights, skarim/weights/rim.pt; INIT= starts from scratch). $EXTRA
 # adds flags to a new run (e.g. EXTRA="--hidden 48 --steps 10" with INIT=). Then runs
 # bench/rim_throughput.py --device cuda. What it leaves in $OUT (7 files):
 #   run/{config.json,state.pt,best.pt,quality.json,log.jsonl}, train.log, throughput.txt
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
 OUT="${OUT:-/tmp/skarim-gpu-run}"
 MINUTES="${MINUTES:-7}"
-INIT="${INIT-pipelines/train/checkpoints/rim-cpu/best.pt}"
+INIT="${INIT-skarim/weights/rim.pt}"
 RESUME=pipelines/train/checkpoints/rim-gpu
 mkdir -p "$OUT"
 
