@@ -35,7 +35,7 @@ from skarim.imaging.plan import (
     plan_facets,
 )
 from skarim.imaging.weighting import padded_npix
-from skarim.io.ms_read import gathers, rows_per_chunk
+from skarim.io.ms_read import gathered_bytes, gathers, rows_per_chunk
 from skarim.restore.restore import RESTORE_SPAN
 from skarim.run.costs import Costs
 from skarim.run.observation import Observation
@@ -146,8 +146,8 @@ class Layout:
 
     def stokes_bytes(self, rows: int) -> int:
         """A batch's Stokes I visibilities, weights and UVW for ``rows`` rows."""
-        per_row = self.per_batch * self.group_channels * (self.complex_bytes + self.real_bytes)
-        return rows * (per_row + 24)
+        precision = "double" if self.complex_bytes == 16 else "single"
+        return gathered_bytes(rows, self.per_batch * self.group_channels, precision)
 
     @property
     def held_bytes(self) -> int:
