@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from skarim.config.cluster import ClusterConfig
@@ -92,6 +91,8 @@ def load_run_config(yaml_path: Path | None, overrides: Mapping[str, Any]) -> Run
     """
     data: dict[str, Any] = {}
     if yaml_path is not None:
+        import yaml  # only with a config file: 0.03 s of every run otherwise
+
         try:
             loaded = yaml.safe_load(Path(yaml_path).read_text())
         except (OSError, yaml.YAMLError) as exc:

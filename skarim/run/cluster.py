@@ -38,10 +38,8 @@ def _machine(count_gpus: bool = True) -> tuple[int, int, int]:
     ``SLURM_MEM_PER_CPU`` (MiB per CPU): a node's other jobs keep theirs. GPUs are counted
     by torch, which a run that needs none (``count_gpus`` False) does not import: 0 then.
     """
-    import psutil
-
     cores = len(os.sched_getaffinity(0))
-    memory = psutil.virtual_memory().total
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # psutil's total, sans import
     env = os.environ
     cores = min(cores, int(env.get("SLURM_CPUS_ON_NODE", cores)))
     if "SLURM_MEM_PER_NODE" in env:

@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from skarim.config import ClusterKind
@@ -147,6 +146,8 @@ def load_recipe(path: Path) -> JobRecipe:
     InputError
         If the file cannot be read or a field is missing or invalid.
     """
+    import yaml  # only with a cluster recipe: 0.03 s of every run otherwise
+
     try:
         data = yaml.safe_load(Path(path).read_text())
         recipe = JobRecipe.model_validate(data)
