@@ -3,7 +3,7 @@
 For each case (declination, track length, weighting), in ``--out``:
 
 1. ``skarim simulate`` a MeerKAT Measurement Set;
-2. ``skarim image MS --size N --scale S --weight W --dirty-only`` and
+2. ``skarim image MS --size N --scale S --weight W --dirty-only --make-psf`` and
    ``wsclean -size N N -scale S -weight W -use-wgridder -make-psf -niter 0``;
 3. compare WSClean's beam (``BMAJ/BMIN/BPA`` of its ``-psf.fits``) with
    :func:`skarim.beam.fit_beam` on skarim's PSF (what skarim writes into its products),
@@ -113,7 +113,7 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Beam]:
     _run(
         [
             "skarim", "image", str(ms), "--size", str(args.size), "--scale", scale,
-            "--weight", *case.weight.split(), "--dirty-only", "--overwrite",
+            "--weight", *case.weight.split(), "--dirty-only", "--make-psf", "--overwrite",
             "--name", str(work / "skarim"),
         ],
         work / "skarim.log",

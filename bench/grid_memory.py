@@ -71,6 +71,7 @@ def _config(args: argparse.Namespace, ms: Path, chunk_mb: int) -> RunConfig:
         ),
         output=OutputConfig(name=str(ms.with_suffix("")) + f"-chunk{chunk_mb}", overwrite=True),
         dirty_only=True,
+        make_psf=True,
     )
 
 

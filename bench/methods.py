@@ -4,7 +4,8 @@ A registry maps a method name to the function that builds its command and finds 
 products. Every run writes into ``<case dir>/<method>/``, a fresh directory, so skarim never
 resumes from an earlier store and WSClean never finds old files.
 
-- ``skarim_dirty``: ``python -m skarim image ... --dirty-only`` (dirty and PSF cubes).
+- ``skarim_dirty``: ``python -m skarim image ... --dirty-only``: dirty cubes and no PSF, as
+  ``wsclean_dirty`` and ``ducc0_raw`` make.
 - ``skarim``: the same without ``--dirty-only``; scored when it wrote ``<name>-model.fits``,
   else recorded as "not available" (deconvolution not there yet).
 - ``skarim_rim``: ``skarim`` with ``--polish-cycles 0``: the RIM's model alone (pruned), so

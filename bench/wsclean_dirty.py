@@ -10,7 +10,7 @@ Steps, all in ``--out``:
    ``--resimulate``);
 2. image it with skarim: the grid stage (:func:`skarim.imaging.grid.grid_channels` over all output
    channels, into a fresh store) timed with the ducc0 calls inside it, then
-   :func:`skarim.run.pipeline.run_imaging` (``dirty_only``), which resumes from that store and
+   :func:`skarim.run.pipeline.run_imaging` (``dirty_only``, ``make_psf``), which resumes from that store and
    writes the FITS cubes; the process's peak RSS is taken after this step (a simulation
    in the same process, step 1, comes before it: reuse the MS to measure skarim alone);
 3. image it with ``wsclean`` (one dirty image and PSF per channel), timing the wall clock;
@@ -157,6 +157,7 @@ def _run_skarim(args: argparse.Namespace, ms: Path) -> tuple[RunConfig, dict]:
         ),
         output=OutputConfig(name=str(args.out / "skarim"), overwrite=True),
         dirty_only=True,
+        make_psf=True,
     )
     shutil.rmtree(cfg.output.store_path, ignore_errors=True)  # no resume: time a full run
     timers = {"ducc0_in_grid_s": 0.0}

@@ -131,7 +131,13 @@ def image(
         _opt("SPECTRAL_WINDOW id (one; not WSClean's -spws list).", _shown(ReadConfig, "spw")),
     ] = None,
     channel_range: Annotated[str | None, _opt("Input channels 'START STOP'.", "all")] = None,
-    dirty_only: Annotated[bool, _opt("Grid dirty and PSF only.", "off", "--dirty-only")] = False,
+    dirty_only: Annotated[
+        bool, _opt("Grid the dirty images only (WSClean's -niter 0).", "off", "--dirty-only")
+    ] = False,
+    make_psf: Annotated[
+        bool,
+        _opt("Make the PSF of a --dirty-only run too (WSClean's -make-psf).", "off", "--make-psf"),
+    ] = False,
     config: Annotated[Path | None, _opt("YAML run configuration.", "none")] = None,
     threads: Annotated[
         int | None,
@@ -258,7 +264,8 @@ def image(
         minuv_l=minuv_l, maxuv_l=maxuv_l, channels_out=channels_out, tile=tile,
         facet_pix=facet_pix,
         name=name, data_column=data_column, field=field, spw=spw, channel_range=channel_range,
-        dirty_only=dirty_only, threads=threads, chunk_rows=chunk_rows, overwrite=overwrite,
+        dirty_only=dirty_only, make_psf=make_psf, threads=threads, chunk_rows=chunk_rows,
+        overwrite=overwrite,
         apply_primary_beam=apply_primary_beam, primary_beam_limit=primary_beam_limit,
         major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,
         fits_mask=fits_mask, auto_mask=auto_mask, auto_threshold=auto_threshold,

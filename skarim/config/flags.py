@@ -87,6 +87,7 @@ class RunFlags:
     spw: int | None = None
     channel_range: str | None = None
     dirty_only: bool = False
+    make_psf: bool = False
     threads: int | None = None
     chunk_rows: int | None = None
     overwrite: bool = False
@@ -200,4 +201,5 @@ class RunFlags:
                 "threads_per_worker": self.threads,
             },
             "dirty_only": self.dirty_only or None,
+            "make_psf": self.make_psf or None,
         }

@@ -28,6 +28,7 @@ from skarim.errors import InputError, input_error
 __all__ = ["RunConfig", "load_run_config"]
 
 _SECTIONS = ("read", "grid", "deconv", "output", "cluster")
+_SWITCHES = ("dirty_only", "make_psf")
 _FLAG_OF_FIELD = {"grid.npix_x": "--size", "grid.npix_y": "--size", "grid.cell_rad": "--scale"}
 
 
@@ -40,6 +41,13 @@ class RunConfig(_Frozen):
     output: OutputConfig = OutputConfig()
     cluster: ClusterConfig = ClusterConfig()
     dirty_only: bool = False
+    make_psf: bool = False
+
+    @property
+    def makes_psf(self) -> bool:
+        """Whether gridding makes the PSF: always when deconvolving, and with ``make_psf`` for a
+        dirty-only run (WSClean grids no PSF with ``-niter 0`` unless given ``-make-psf``)."""
+        return self.make_psf or not self.dirty_only
 
     @classmethod
     def from_flags(cls, flags: RunFlags, yaml_path: Path | None = None) -> RunConfig:
@@ -74,10 +82,11 @@ def load_run_config(yaml_path: Path | None, overrides: Mapping[str, Any]) -> Run
     Parameters
     ----------
     yaml_path : Path or None
-        YAML file with sections ``read``, ``grid``, ``deconv``, ``output``, ``cluster`` and the key
-        ``dirty_only``; angles may carry units (``cell: 1.5asec``).
+        YAML file with sections ``read``, ``grid``, ``deconv``, ``output``, ``cluster`` and the keys
+        ``dirty_only`` and ``make_psf``; angles may carry units (``cell: 1.5asec``).
     overrides : mapping
-        Section name to field values given on the command line, and ``dirty_only``; they win
+        Section name to field values given on the command line, ``dirty_only`` and
+        ``make_psf``; they win
         over the file (None values are not given).
 
     Returns
@@ -109,11 +118,12 @@ def load_run_config(yaml_path: Path | None, overrides: Mapping[str, Any]) -> Run
         if key == "grid" and "taper_gaussian" in section:  # a bare number in arcsec, as WSClean
             section["taper_gaussian_rad"] = parse_angle_rad(section.pop("taper_gaussian"), "arcsec")
         merged[key] = section
-    unknown = set(data) - {*_SECTIONS, "dirty_only"}
+    unknown = set(data) - {*_SECTIONS, *_SWITCHES}
     if unknown:
         raise InputError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-    dirty_only = overrides.get("dirty_only")
-    merged["dirty_only"] = bool(data.get("dirty_only", False)) if dirty_only is None else dirty_only
+    for key in _SWITCHES:
+        given = overrides.get(key)
+        merged[key] = bool(data.get(key, False)) if given is None else given
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as exc:

@@ -305,7 +305,8 @@ def _grid_batch(
     psf_block = Block.centred(2 * t, cfg.cell_rad)
     groups = batch.groups
     dirty_out, psf_out, sumwt_out = store.array("dirty"), store.array("psf"), store.array("sumwt")
-    need_psf = [lead and bool(sumwt_out[g.index] == 0) for g in groups]
+    unsummed = [lead and bool(sumwt_out[g.index] == 0) for g in groups]
+    makes_psf = store.makes_psf
     uncounted = set(range(len(groups))) if lead else set()
     totals = {"nonfinite": 0, "visibilities": 0}
     sumwt = [0.0] * len(groups)
@@ -314,7 +315,7 @@ def _grid_batch(
         members = [k for k, g in enumerate(groups) if facet in todo[g.index]]
         count = [k for k in members if k in uncounted]
         images = {k: np.zeros((block.ny, block.nx)) for k in members}  # (ny, nx) float64
-        psfs = {k: np.zeros((2 * t, 2 * t)) for k in members if need_psf[k]}  # (2t, 2t)
+        psfs = {k: np.zeros((2 * t, 2 * t)) for k in members if makes_psf and unsummed[k]}
         for k in members:
             sumwt[k] = 0.0
         for chunk in batch.chunks():
@@ -333,10 +334,11 @@ def _grid_batch(
         for k in members:
             index = groups[k].index
             if k in psfs:
-                peak = psfs[k][t, t]
+                peak = psfs[k][t, t]  # (2t, 2t) below
                 psf_out[index] = (psfs[k] / peak if peak > 0 else psfs[k]).astype(np.float32)
+            if unsummed[k]:
                 sumwt_out[index] = sumwt[k]  # after the PSF: a positive sum marks it done
-                need_psf[k] = False
+                unsummed[k] = False
             image = images.pop(k)
             if sumwt[k] > 0:
                 image /= sumwt[k]

@@ -29,7 +29,9 @@ Attributes: ``complete_layout`` (False until the arrays above are all created, t
 store whose creation was interrupted is made again), ``skarim_version``, ``config`` (the run
 configuration's fingerprinted parts, as JSON), ``ms_fingerprint``, ``wcs``
 (:meth:`skarim.io.wcs.ImageWCS.to_dict`), ``gridder_conventions``
-(:data:`skarim.imaging.wgridder.CONVENTIONS`), ``stats`` (counts the read stage reports),
+(:data:`skarim.imaging.wgridder.CONVENTIONS`), ``makes_psf`` (whether gridding writes ``psf``;
+False only for a dirty-only run without ``--make-psf``, and read as True where absent),
+``stats`` (counts the read stage reports),
 ``runs`` (one summary per invocation: :meth:`RunStore.record_run`). Progress
 markers (``gridded``, ``cycle``) are advanced only after the data they vouch for is written,
 so a killed run resumes from them.
@@ -78,9 +80,14 @@ class RunStore:
         wcs: ImageWCS,
         tile: int,
         gridder_conventions: dict[str, Any],
+        makes_psf: bool = True,
         overwrite: bool = False,
     ) -> RunStore:
         """Open the store of this run, creating it if absent.
+
+        A run that makes PSFs opening a store whose gridding made none (a dirty-only run's)
+        grids again, dirty images and PSFs (:meth:`make_psfs`); the converse keeps the store's
+        PSFs, and its gridding goes on making them.
 
         Parameters
         ----------
@@ -97,6 +104,8 @@ class RunStore:
         gridder_conventions : dict
             The gridder's sign and centre conventions
             (:data:`skarim.imaging.wgridder.CONVENTIONS`), recorded in a new store.
+        makes_psf : bool
+            Whether this run needs PSFs (:attr:`skarim.config.run.RunConfig.makes_psf`).
         overwrite : bool
             Replace a store made from another MS or configuration instead of refusing.
 
@@ -111,14 +120,19 @@ class RunStore:
             attrs = dict(group.attrs)
             if attrs.get("complete_layout") is False:  # its creation was interrupted: no work
                 shutil.rmtree(path)
-                return cls._create(path, config, ms_fingerprint, wcs, tile, gridder_conventions)
+                return cls._create(
+                    path, config, ms_fingerprint, wcs, tile, gridder_conventions, makes_psf
+                )
             same = (
                 attrs.get("config") == config
                 and attrs.get("ms_fingerprint") == ms_fingerprint
                 and attrs.get("complete_layout") is True
             )
             if same:
-                return cls(group)
+                store = cls(group)
+                if makes_psf and not store.makes_psf:
+                    store.make_psfs()
+                return store
             if not overwrite:
                 what = (
                     "Measurement Set"
@@ -136,7 +150,7 @@ class RunStore:
                     f"{path} exists and is not a skarim store; use --overwrite"
                 )
             shutil.rmtree(path)
-        return cls._create(path, config, ms_fingerprint, wcs, tile, gridder_conventions)
+        return cls._create(path, config, ms_fingerprint, wcs, tile, gridder_conventions, makes_psf)
 
     @classmethod
     def _create(
@@ -147,6 +161,7 @@ class RunStore:
         wcs: ImageWCS,
         tile: int,
         gridder_conventions: dict[str, Any],
+        makes_psf: bool,
     ) -> RunStore:
         group = zarr.open_group(str(path), mode="w", attributes={"complete_layout": False})
         c, ny, nx = wcs.nchan, wcs.npix_y, wcs.npix_x
@@ -183,6 +198,7 @@ class RunStore:
                 "wcs": wcs.to_dict(),
                 "tile": tile,
                 "gridder_conventions": gridder_conventions,
+                "makes_psf": makes_psf,
                 "stats": {},
                 "complete_layout": True,
             }
@@ -193,6 +209,21 @@ class RunStore:
     def wcs(self) -> ImageWCS:
         """The image geometry recorded in the store."""
         return ImageWCS.from_dict(dict(self.group.attrs)["wcs"])
+
+    @property
+    def makes_psf(self) -> bool:
+        """Whether gridding writes each channel's PSF (stores made before this attribute did)."""
+        return bool(self.group.attrs.get("makes_psf", True))
+
+    def make_psfs(self) -> None:
+        """From now on gridding makes PSFs: every channel is gridded again, dirty image and PSF.
+
+        The gridding markers and sums of weights are cleared before the attribute is set, so
+        that a kill between the two leaves a store that clears them again.
+        """
+        self.group["gridded"][...] = 0
+        self.group["sumwt"][...] = 0.0
+        self.group.attrs["makes_psf"] = True
 
     @property
     def tile(self) -> int:

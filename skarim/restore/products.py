@@ -4,7 +4,8 @@ Per-channel cubes, one file each (``<name>-dirty.fits``, ``-psf``, ``-model``, `
 ``-image``): the store's arrays, or for ``image`` the restored cube, channel ``c`` being
 ``model_c (*) beam_c + residual_c`` in Jy/beam with the beam fitted to that channel's PSF.
 Every cube carries the common beam (the channel beam of largest area) in ``BMAJ/BMIN/BPA``
-and every channel's beam in a CASA ``BEAMS`` table (:mod:`skarim.io.fits`).
+and every channel's beam in a CASA ``BEAMS`` table (:mod:`skarim.io.fits`). A dirty-only run
+without ``--make-psf`` grids no PSF, as WSClean with ``-niter 0``: its products carry no beam.
 
 MFS ("multi-frequency synthesis") planes, as WSClean writes them with ``-channels-out``
 (``<name>-MFS-dirty.fits``, ``-MFS-psf``, ``-MFS-model``, ``-MFS-residual``, ``-MFS-image``),
@@ -176,8 +177,8 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
         raise InputError(f"unknown product(s) {sorted(unknown)}; choose from {list(PRODUCTS)}")
     wcs = store.wcs
     history = history_lines(cfg)
-    beams = channel_beams(store)
-    common = common_beam(beams)
+    beams = channel_beams(store) if store.makes_psf else None
+    common = common_beam(beams) if beams else None
     out: dict[str, Path] = {}
     for name in names:
         out[name] = _write(
@@ -193,7 +194,7 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
         out.update(_write_beam_products(store, cfg, names, beams, history))
     if wcs.nchan > 1:
         weights = mfs_weights(store)
-        mfs_psf, mfs_beam = _mfs_psf(store, weights)
+        mfs_psf, mfs_beam = _mfs_psf(store, weights) if beams else (None, None)
         plane_wcs = mfs_wcs(wcs)
         for name in names:
             if name == "psf":
@@ -221,17 +222,22 @@ def write_products(store: RunStore, cfg: RunConfig, names: tuple[str, ...]) -> d
 
 
 def _write_beam_products(
-    store: RunStore, cfg: RunConfig, names: tuple[str, ...], beams: list[Beam], history: list[str]
+    store: RunStore,
+    cfg: RunConfig,
+    names: tuple[str, ...],
+    beams: list[Beam] | None,
+    history: list[str],
 ) -> dict[str, Path]:
     """``pb`` and, with ``image`` among ``names``, ``image-pb``; their MFS planes with more than
     one channel (module docstring)."""
     wcs, limit = store.wcs, cfg.output.primary_beam_limit
     model = load_primary_beam(cfg.read.ms, wcs)
     history = [*history, f"skarim primary beam: {model.describe()}; limit {limit:g}"]
-    planes = [("", wcs, np.eye(wcs.nchan), common_beam(beams), beams)]
+    planes = [("", wcs, np.eye(wcs.nchan), common_beam(beams) if beams else None, beams)]
     if wcs.nchan > 1:
         weights = mfs_weights(store)
-        planes.append(("MFS-", mfs_wcs(wcs), weights[None, :], _mfs_psf(store, weights)[1], None))
+        mfs_beam = _mfs_psf(store, weights)[1] if beams else None
+        planes.append(("MFS-", mfs_wcs(wcs), weights[None, :], mfs_beam, None))
     out: dict[str, Path] = {}
     for prefix, plane_wcs, plane_weights, beam, per_channel in planes:
         rows = beam_rows(model, wcs, plane_weights)
@@ -337,9 +343,10 @@ def _blank_horizon(bands: Iterator[np.ndarray], wcs: ImageWCS) -> Iterator[np.nd
         yield band
 
 
-def _cube_bands(store: RunStore, name: str, beams: list[Beam]) -> Iterator[np.ndarray]:
-    """One product's ``(rows, nx)`` bands in FITS order: a store array, or the restored image."""
-    if name == "image":
+def _cube_bands(store: RunStore, name: str, beams: list[Beam] | None) -> Iterator[np.ndarray]:
+    """One product's ``(rows, nx)`` bands in FITS order: a store array, or the restored image
+    (whose store always holds PSFs, hence ``beams``)."""
+    if name == "image" and beams is not None:
         model, residual = store.array("model"), store.array("residual")
         for c, beam in enumerate(beams):
             yield from restore_bands(

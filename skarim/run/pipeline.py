@@ -142,6 +142,7 @@ def open_run_store(cfg: RunConfig, meta: MSMeta, overwrite: bool | None = None) 
         wcs=image_wcs(cfg, meta),
         tile=cfg.grid.tile,
         gridder_conventions=CONVENTIONS,
+        makes_psf=cfg.makes_psf,
         overwrite=cfg.output.overwrite if overwrite is None else overwrite,
     )
 
@@ -287,7 +288,9 @@ def _run(
     if not np.any(store.array("sumwt")[...] > 0):
         raise InputError(f"all data flagged in {meta.path} for the selected field/spw/channels")
     written = perf_counter()
-    names = ("dirty", "psf") if cfg.dirty_only else ("dirty", "psf", "model", "residual", "image")
+    names = ("dirty", "psf") if cfg.makes_psf else ("dirty",)
+    if not cfg.dirty_only:
+        names += ("model", "residual", "image")
     result.products = write_products(store, cfg, names)
     result.summary = {
         "scheduler": runner.describe(),

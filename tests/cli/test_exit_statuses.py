@@ -177,7 +177,7 @@ def test_a_store_in_use_stops_a_second_run_at_once(ms_dir):
 
 
 def test_write_errors_leave_nothing_half_written_and_the_rerun_resumes(ms_dir):
-    run = [*_RUN, "--channels-out", "2", "--dirty-only", "--scheduler", "sync"]
+    run = [*_RUN, "--channels-out", "2", "--dirty-only", "--make-psf", "--scheduler", "sync"]
     # the PSF's chunks (15 kB) cannot be written: the error comes from the store
     r = _skarim(ms_dir, *run, limit_bytes=8192)
     _assert_ends_with(
@@ -192,7 +192,7 @@ def test_write_errors_leave_nothing_half_written_and_the_rerun_resumes(ms_dir):
     _assert_ends_with(r, 2, r"skarim: error: cannot write FITS file run-dirty\.fits: .+")
     assert not list(ms_dir.glob("*.fits")) and not list(ms_dir.glob(".*.tmp-*"))
     _assert_resumed_and_finite(
-        ms_dir, "--channels-out", "2", "--dirty-only", "--scheduler", "sync",
+        ms_dir, "--channels-out", "2", "--dirty-only", "--make-psf", "--scheduler", "sync",
         resumed_from="8/8 tiles gridded$",
     )  # fmt: skip
 

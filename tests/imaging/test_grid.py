@@ -110,6 +110,7 @@ def test_tiled_gridding_equals_full_image(tmp_path):
             output=OutputConfig(name=str(tmp_path / f"f{facet_pix}")),
             cluster=ClusterConfig(kind="sync"),  # one thread: ducc0's sums in one order
             dirty_only=True,
+            make_psf=True,
         )
         assert len(plan_facets(cfg.grid)) == (1 if facet_pix == 128 else 12)
         result = run_imaging(cfg)

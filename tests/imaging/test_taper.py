@@ -146,7 +146,7 @@ def test_dirty_and_psf_equal_wscleans_with_the_same_flags(meerkat_ms, tmp_path, 
     )  # fmt: skip
     flags = RunFlags(
         ms=meerkat_ms, size=str(npix), scale="4asec", tile=tile, name=str(tmp_path / "sk"),
-        dirty_only=True, scheduler="sync", **skarim_flags,
+        dirty_only=True, make_psf=True, scheduler="sync", **skarim_flags,
     )  # fmt: skip
     cfg = RunConfig.from_flags(flags)
     taper_asec = cfg.grid.taper_gaussian_rad / ARCSEC_RAD

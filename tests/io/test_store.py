@@ -14,6 +14,7 @@ from skarim.deconv.weights import save_weights
 from skarim.deconv.weights_id import shipped_weights_path, weights_sha256
 from skarim.errors import StoreMismatchError
 from skarim.io.ms_meta import open_ms
+from skarim.io.store import RunStore
 from skarim.run.pipeline import open_run_store
 
 
@@ -78,3 +79,23 @@ def test_a_store_whose_creation_was_cut_short_is_made_again(tmp_path):
     other = _cfg(ms, tmp_path / "other")
     with pytest.raises(StoreMismatchError):
         open_run_store(other, meta)
+
+
+def test_a_store_without_psfs_is_gridded_again_for_a_run_that_needs_them(tmp_path):
+    ms = point_sources_ms(tmp_path)
+    meta = open_ms(ReadConfig(ms=ms))
+    dirty_only = _cfg(ms, tmp_path).model_copy(update={"dirty_only": True})
+    store = open_run_store(dirty_only, meta)
+    assert not store.makes_psf
+    store.array("gridded")[...] = 1
+    store.array("sumwt")[...] = 5.0
+    # another dirty-only run resumes it as it is
+    again = open_run_store(dirty_only, meta)
+    assert not again.makes_psf and again.array("gridded")[...].all()
+    # a deconvolving run needs PSFs: nothing gridded counts any more
+    store = open_run_store(_cfg(ms, tmp_path), meta)
+    assert store.makes_psf
+    assert not store.array("gridded")[...].any() and not store.array("sumwt")[...].any()
+    # a store made before the attribute existed made PSFs
+    del store.group.attrs["makes_psf"]
+    assert RunStore.open(tmp_path / "run.zarr").makes_psf

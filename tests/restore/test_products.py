@@ -71,6 +71,7 @@ def _config(
         output=OutputConfig(name=str(name)),
         cluster=ClusterConfig(kind=ClusterKind.sync),  # in this process: no Dask start-up
         dirty_only=dirty_only,
+        make_psf=True,
     )
 
 

@@ -25,6 +25,7 @@ from skarim.config import (
     RunConfig,
     Weighting,
 )
+from skarim.io.store import RunStore
 from skarim.run.pipeline import run_imaging
 
 
@@ -55,6 +56,7 @@ def test_point_source_peaks_at_the_wcs_pixel(tmp_path, dec0_deg):
         ),
         output=OutputConfig(name=str(tmp_path / "pt")),
         dirty_only=True,
+        make_psf=True,
     )
     products = run_imaging(cfg).products
     data = fits.getdata(products["dirty"])  # (stokes, freq, y, x)
@@ -132,3 +134,40 @@ def test_an_image_of_partial_tiles_is_deconvolved_end_to_end(tmp_path):
         pixel = (slice(None), y - 4, x + 4)
         assert image[pixel] == pytest.approx(np.full(3, flux), rel=0.05)
     assert model.sum(axis=(1, 2)) == pytest.approx(np.full(3, 1.5), rel=0.05)
+
+
+def test_a_dirty_only_run_makes_no_psf_and_a_deconvolving_run_grids_it_after(tmp_path):
+    """As WSClean with ``-niter 0``: no PSF, no beam in the headers; the same store then serves
+    a deconvolving run, which grids again with PSFs and equals a run from scratch."""
+    ms = point_sources_ms(tmp_path)
+
+    def config(name: str, **switches: bool) -> RunConfig:
+        return RunConfig(
+            read=ReadConfig(ms=ms),
+            grid=GridConfig(npix_x=64, npix_y=64, cell_rad=CELL_RAD, tile=32, channels_out=3),
+            deconv=DeconvConfig(device="cpu", major_cycles=1),
+            cluster=ClusterConfig(kind="sync"),
+            output=OutputConfig(name=str(tmp_path / name)),
+            **switches,
+        )
+
+    products = run_imaging(config("run", dirty_only=True)).products
+    assert sorted(products) == ["MFS-dirty", "dirty"]
+    for path in products.values():
+        assert "BMAJ" not in fits.getheader(path)
+    store = RunStore.open(tmp_path / "run.zarr")
+    assert not store.makes_psf and not store.array("psf")[...].any()
+    assert (store.array("sumwt")[...] > 0).all()
+    with_psf = run_imaging(config("psf", dirty_only=True, make_psf=True)).products
+    assert sorted(with_psf) == ["MFS-dirty", "MFS-psf", "dirty", "psf"]
+    np.testing.assert_array_equal(fits.getdata(products["dirty"]), fits.getdata(with_psf["dirty"]))
+    assert fits.getheader(with_psf["dirty"])["BMAJ"] > 0
+
+    resumed = run_imaging(config("run"))
+    assert resumed.tiles_gridded == 3 * 4  # every tile again, now with its PSF
+    fresh = run_imaging(config("fresh"))
+    for name in ("psf", "model", "image"):
+        np.testing.assert_array_equal(
+            fits.getdata(resumed.products[name]), fits.getdata(fresh.products[name])
+        )
+    assert RunStore.open(tmp_path / "run.zarr").makes_psf
