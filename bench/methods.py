@@ -200,11 +200,8 @@ def _skarim_dirty(spec: RunSpec) -> MethodRun:
     prefix = out / "skarim"
     cmd = command_line("skarim_dirty", spec, prefix)
     m = run_measured(cmd, out, out / "run.log", spec.timeout_s)
-    run = MethodRun(
-        "skarim_dirty", "ok",
-        residual=[Path(f"{prefix}-dirty.fits")], psf=[Path(f"{prefix}-psf.fits")],
-    )  # fmt: skip
-    return _finish(run, m, run.residual + run.psf)
+    run = MethodRun("skarim_dirty", "ok", residual=[Path(f"{prefix}-dirty.fits")])
+    return _finish(run, m, run.residual)
 
 
 def _skarim(spec: RunSpec, method: str = "skarim") -> MethodRun:

@@ -59,19 +59,23 @@ def _beam_dict(beam: Beam) -> dict[str, float]:
 def case_beam(runs: dict[str, MethodRun], cell_rad: float) -> dict[str, object]:
     """The common smoothing beam of a case, and WSClean's own fit beside it.
 
-    The beam is :func:`skarim.beam.fit_beam` on every channel of the PSF cube of the
-    ``skarim_dirty`` run, the channel of largest area (:func:`skarim.beam.common_beam`);
-    when that run failed, WSClean's ``BMAJ``/``BMIN``/``BPA`` from its first PSF file.
+    The beam is :func:`skarim.beam.fit_beam` on every channel of the PSF cube of the first of
+    the ``skarim``, ``skarim_rim`` runs that wrote one (``skarim_dirty`` makes no PSF, as
+    WSClean with ``-niter 0``), the channel of largest area (:func:`skarim.beam.common_beam`);
+    when neither did, WSClean's ``BMAJ``/``BMIN``/``BPA`` from its first PSF file.
     Smoothing uses a circular Gaussian of the geometric-mean FWHM.
     """
     out: dict[str, object] = {}
     beam = None
-    dirty = runs.get("skarim_dirty")
-    if dirty is not None and dirty.status == "ok":
-        psf, _ = read_cube(dirty.psf[0])  # (nchan, 2t, 2t)
+    for name in ("skarim", "skarim_rim"):
+        run = runs.get(name)
+        if run is None or not run.psf or not run.psf[0].exists():
+            continue
+        psf, _ = read_cube(run.psf[0])  # (nchan, 2t, 2t)
         beam = common_beam([fit_beam(p, cell_rad) for p in psf])
-        out["source"] = "skarim.beam.fit_beam on skarim_dirty PSF, largest-area channel"
+        out["source"] = f"skarim.beam.fit_beam on the {name} run's PSF, largest-area channel"
         out["skarim"] = _beam_dict(beam)
+        break
     for name in ("wsclean_hogbom", "wsclean_dirty", "wsclean_multiscale"):
         run = runs.get(name)
         if run is None or run.status != "ok" or not run.psf or not run.psf[0].exists():
@@ -85,7 +89,7 @@ def case_beam(runs: dict[str, MethodRun], cell_rad: float) -> dict[str, object]:
                 out["source"] = f"WSClean BMAJ/BMIN of {run.psf[0].name}"
             break
     if beam is None:
-        raise RuntimeError("no PSF to fit a beam to: both skarim_dirty and WSClean failed")
+        raise RuntimeError("no PSF to fit a beam to: neither skarim nor WSClean wrote one")
     out["fwhm_pix"] = beam_fwhm_pix(beam, cell_rad)
     return out
 

@@ -10,9 +10,10 @@ Steps, all in ``--out``:
    ``--resimulate``);
 2. image it with skarim: the grid stage (:func:`skarim.imaging.grid.grid_channels` over all output
    channels, into a fresh store) timed with the ducc0 calls inside it, then
-   :func:`skarim.run.pipeline.run_imaging` (``dirty_only``, ``make_psf``), which resumes from that store and
-   writes the FITS cubes; the process's peak RSS is taken after this step (a simulation
-   in the same process, step 1, comes before it: reuse the MS to measure skarim alone);
+   :func:`skarim.run.pipeline.run_imaging` (``dirty_only``, ``make_psf``), which resumes from
+   that store and writes the FITS cubes; the process's peak RSS is taken after this step (a
+   simulation in the same process, step 1, comes before it: reuse the MS to measure skarim
+   alone);
 3. image it with ``wsclean`` (one dirty image and PSF per channel), timing the wall clock;
 4. compare per channel: ``max |skarim - wsclean| / max |wsclean|`` over the whole image and
    its inner 80 %, and the same for the PSF over skarim's ``2 tile x 2 tile`` box (centred);
