@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from skarim.beam import psf_fwhm_pix
+from skarim.deconv.operator import TileOperator
 from skarim.sim.uvcoverage import hour_angles_rad
 from skarim.train.gpu_sky import Skies, SkyConfig, draw_skies, log_uniform
 from skarim.train.gpu_uv import (
@@ -150,6 +151,10 @@ class WindowProblems:
         """The batch on ``device``."""
         moved = (self.truth, self.dirty, self.psf, self.sigma, self.beam_fwhm_pix, self.quiet)
         return WindowProblems(*(t.to(device) for t in moved), halo=self.halo)
+
+    def operator(self, stop: int | None = None) -> TileOperator:
+        """The operator of the first ``stop`` windows (all by default)."""
+        return TileOperator(self.psf[:stop])
 
 
 @dataclass(frozen=True)

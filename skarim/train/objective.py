@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from skarim.beam import fwhm_to_sigma
-from skarim.deconv.operator import TileOperator
+from skarim.deconv.operator import MeasurementOperator
 from skarim.deconv.rim import RIM
 
 if TYPE_CHECKING:
@@ -22,9 +22,10 @@ __all__ = ["smooth_images", "warm_starts", "window_loss"]
 
 
 class _Problems(Protocol):
-    dirty: torch.Tensor  # (b, t, t)
-    psf: torch.Tensor  # (b, 2t, 2t)
+    dirty: torch.Tensor  # (b, t, t), or (b, K, t, t) spectral terms: what the RIM sees
     sigma: torch.Tensor  # (b,)
+
+    def operator(self, stop: int | None = None) -> MeasurementOperator: ...
 
 
 def smooth_images(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
@@ -47,10 +48,9 @@ def warm_starts(model: RIM, problems: _Problems, fraction: float) -> torch.Tenso
     n = int(round(fraction * problems.dirty.shape[0]))
     if n == 0:
         return None
-    x0 = torch.zeros_like(problems.dirty)  # (b, t, t): cold starts
+    x0 = torch.zeros_like(problems.dirty)  # shaped as the RIM's input: cold starts
     with torch.no_grad():
-        warm_op = TileOperator(problems.psf[:n])
-        x0[:n] = model(problems.dirty[:n], problems.sigma[:n], warm_op)[-1]
+        x0[:n] = model(problems.dirty[:n], problems.sigma[:n], problems.operator(n))[-1]
     return x0
 
 

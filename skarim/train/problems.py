@@ -21,11 +21,20 @@ import torch
 
 from skarim.beam import fwhm_to_sigma, psf_fwhm_pix
 from skarim.constants import SPEED_OF_LIGHT_M_S
+from skarim.deconv.operator import TileOperator
 from skarim.imaging.weighting import briggs_factors
 from skarim.sim.layouts import load_layout
 from skarim.sim.uvcoverage import hour_angles_rad, uvw_tracks_m
 
-__all__ = ["ProblemConfig", "ProblemBatch", "make_batch", "sampling_psf", "random_tile_sky"]
+__all__ = [
+    "ProblemConfig",
+    "ProblemBatch",
+    "Observation",
+    "make_batch",
+    "random_observation",
+    "random_tile_sky",
+    "sampling_psf",
+]
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,19 @@ class ProblemBatch:
         """Move every tensor to a device and dtype."""
         fields = (self.truth, self.dirty, self.psf, self.sigma, self.beam_fwhm_pix)
         return ProblemBatch(*(v.to(device=device, dtype=dtype) for v in fields))
+
+    def operator(self, stop: int | None = None) -> TileOperator:
+        """The operator of the first ``stop`` problems (all by default)."""
+        return TileOperator(self.psf[:stop])
+
+    def channel_images(self, estimate: torch.Tensor) -> torch.Tensor:
+        """The images an estimate stands for: itself (one channel per problem)."""
+        return estimate
+
+    @property
+    def per_channel(self) -> ProblemBatch:
+        """The batch as scored: itself."""
+        return self
 
 
 @lru_cache(maxsize=16)
@@ -208,10 +230,42 @@ def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.
     return sky / sky.max()
 
 
-def _random_psf(
-    rng: np.random.Generator, cfg: ProblemConfig, side: int
-) -> tuple[np.ndarray, float]:
-    """``(2 side, 2 side)`` PSF of a random observation, and its pixels per beam."""
+@dataclass(frozen=True)
+class Observation:
+    """A random observation's uv coverage and imaging choices (:func:`random_observation`).
+
+    Attributes
+    ----------
+    uv_m : numpy.ndarray
+        ``(nrow, 2)`` baseline u, v, metres.
+    freq_hz : float
+        Observing frequency, Hz.
+    cell_rad : float
+        Pixel size, radians: ``1 / (pixels_per_beam * uv_max)`` at ``freq_hz``.
+    pixels_per_beam : float
+        Pixels across the synthesised beam.
+    weighting : str
+        ``natural``, ``uniform`` or ``briggs``.
+    robust : float
+        Briggs robustness.
+    """
+
+    uv_m: np.ndarray
+    freq_hz: float
+    cell_rad: float
+    pixels_per_beam: float
+    weighting: str
+    robust: float
+
+    def psf(self, side: int, freq_hz: float | None = None) -> np.ndarray:
+        """``(2 side, 2 side)`` PSF at ``freq_hz`` (default: the observation's)
+        (:func:`sampling_psf`)."""
+        uv = self.uv_m * (self.freq_hz if freq_hz is None else freq_hz) / SPEED_OF_LIGHT_M_S
+        return sampling_psf(uv[:, 0], uv[:, 1], side, self.cell_rad, self.weighting, self.robust)
+
+
+def random_observation(rng: np.random.Generator, cfg: ProblemConfig) -> Observation:
+    """A random observation: layout, declination, track, frequency, cell and weighting."""
     layout = _layout_cached(str(rng.choice(cfg.layouts)))
     _, lat = layout.lon_lat_rad
     dec = float(
@@ -219,15 +273,13 @@ def _random_psf(
     )
     duration_s = rng.uniform(*cfg.duration_h) * 3600.0
     ha = hour_angles_rad(duration_s, duration_s / rng.integers(12, 48))
-    uvw = uvw_tracks_m(layout, dec, ha).reshape(-1, 3)  # (nrow, 3)
+    uv_m = uvw_tracks_m(layout, dec, ha).reshape(-1, 3)[:, :2]  # (nrow, 2)
     freq = rng.uniform(*cfg.freq_hz)
-    u, v = uvw[:, 0] * freq / SPEED_OF_LIGHT_M_S, uvw[:, 1] * freq / SPEED_OF_LIGHT_M_S
-    uvmax = np.sqrt(u**2 + v**2).max()
+    uvmax = np.sqrt((uv_m**2).sum(axis=1)).max() * freq / SPEED_OF_LIGHT_M_S
     k = rng.uniform(*cfg.pixels_per_beam)
-    cell = 1.0 / (k * uvmax)
     weighting = str(rng.choice(["natural", "uniform", "briggs", "briggs"]))
-    psf = sampling_psf(u, v, side, cell, weighting, robust=rng.uniform(-1.0, 1.0))
-    return psf, k
+    robust = rng.uniform(-1.0, 1.0)
+    return Observation(uv_m, freq, 1.0 / (k * uvmax), k, weighting, robust)
 
 
 def make_batch(
@@ -250,7 +302,8 @@ def make_batch(
     inner = (slice(c, c + t), slice(c, c + t))
     truth, dirty, psfs, sigmas, beams = [], [], [], [], []
     for _ in range(batch):
-        psf, beam_pix = _random_psf(rng, cfg, side)  # (2 side, 2 side)
+        obs = random_observation(rng, cfg)
+        psf, beam_pix = obs.psf(side), obs.pixels_per_beam  # (2 side, 2 side)
         field = np.zeros((side, side))
         field[inner] = sky(rng, t, beam_pix)
         if c and rng.random() < cfg.context_prob:

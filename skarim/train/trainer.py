@@ -26,15 +26,17 @@ import torch
 from skarim.beam import beam_area
 from skarim.deconv.clean import hogbom, projected_gradient
 from skarim.deconv.device import select_device
-from skarim.deconv.operator import TileOperator
-from skarim.deconv.rim import RIM, RIMConfig
+from skarim.deconv.rim import RIM, RIMConfig, expand_terms
 from skarim.deconv.weights import atomic_save, read_weights, save_weights
 from skarim.metrics import smoothed_snr_db, snr_db
 from skarim.train.objective import smooth_images, warm_starts
 from skarim.train.problems import ProblemBatch, ProblemConfig, make_batch
+from skarim.train.spectral_problems import SpectralBatch, SpectralConfig, make_spectral_batch
 
 __all__ = [
+    "Problems",
     "TrainConfig",
+    "draw_problems",
     "evaluate",
     "load_train_config",
     "rim_loss",
@@ -84,7 +86,11 @@ class TrainConfig:
         passes (cold, then warm) and the best checkpoint is chosen on the second.
     init_from : str or None
         Weights (:func:`skarim.deconv.weights.save_weights` format) to start a new run from;
-        ignored on resume.
+        ignored on resume. A one-term network of the same sizes starts a spectral run
+        (:func:`skarim.deconv.rim.expand_terms`).
+    spectral : SpectralConfig or None
+        Train on joined-channel problems (:mod:`skarim.train.spectral_problems`) with
+        ``rim.terms = spectral.terms``; None: one channel per problem.
     """
 
     run_dir: str = "training-runs/rim"
@@ -102,6 +108,12 @@ class TrainConfig:
     threads: int = 2
     warm_start: float = 0.0
     init_from: str | None = None
+    spectral: SpectralConfig | None = None
+
+    def __post_init__(self) -> None:
+        terms = self.spectral.terms if self.spectral else 1
+        if self.rim.terms != terms:
+            raise ValueError(f"rim.terms is {self.rim.terms}, the problems have {terms} term(s)")
 
     @property
     def passes(self) -> int:
@@ -123,9 +135,26 @@ class TrainConfig:
         if "rim" in data:
             data["rim"] = RIMConfig(**data["rim"])
         if "problems" in data:
-            prob = {k: tuple(v) if isinstance(v, list) else v for k, v in data["problems"].items()}
-            data["problems"] = ProblemConfig(**prob)
+            data["problems"] = ProblemConfig(**_tuples(data["problems"]))
+        if data.get("spectral") is not None:
+            data["spectral"] = SpectralConfig(**_tuples(data["spectral"]))
         return cls(**data)
+
+
+def _tuples(section: dict[str, Any]) -> dict[str, Any]:
+    """A YAML section with its lists as tuples (the frozen configs' ranges)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+
+
+Problems = ProblemBatch | SpectralBatch
+"""A batch the trainer draws: one channel per problem, or joined channels."""
+
+
+def draw_problems(rng: np.random.Generator, n: int, cfg: TrainConfig) -> Problems:
+    """``n`` problems of the recipe: joined-channel ones when ``cfg.spectral`` is set."""
+    if cfg.spectral is not None:
+        return make_spectral_batch(rng, n, cfg.problems, cfg.spectral)
+    return make_batch(rng, n, cfg.problems)
 
 
 def load_train_config(path: Path) -> TrainConfig:
@@ -171,21 +200,22 @@ def _scores(est: np.ndarray, batch: ProblemBatch) -> dict[str, float]:
 
 @torch.no_grad()
 def evaluate(
-    model: RIM, batch: ProblemBatch, device: torch.device, passes: int = 1
+    model: RIM, batch: Problems, device: torch.device, passes: int = 1
 ) -> dict[str, float]:
-    """Mean SNR (raw and smoothed) of the RIM's last estimate on a batch.
+    """Mean SNR (raw and smoothed) of the RIM's last estimate on a batch, per channel.
 
     With ``passes > 1`` the RIM runs again from its previous estimate (as in the pipeline's
     major cycles) and the scores of the last pass are returned.
     """
     model.eval()
     on_dev = batch.to(device)
-    op = TileOperator(on_dev.psf)
+    op = on_dev.operator()
     est = None
     for _ in range(passes):
         est = model(on_dev.dirty, on_dev.sigma, op, x0=est)[-1]
     model.train()
-    return _scores(est.double().cpu().numpy(), batch)
+    images = on_dev.channel_images(est)
+    return _scores(images.double().cpu().numpy(), batch.per_channel)
 
 
 def classical_baselines(batch: ProblemBatch) -> dict[str, dict[str, float]]:
@@ -220,17 +250,12 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     device = select_device(cfg.device).device
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
-    val = make_batch(
-        np.random.default_rng(cfg.seed + _VAL_SEED_OFFSET), cfg.val_problems, cfg.problems
-    )
+    val = draw_problems(np.random.default_rng(cfg.seed + _VAL_SEED_OFFSET), cfg.val_problems, cfg)
     model = RIM(cfg.rim).to(device)
     if cfg.init_from and not (run / "state.pt").exists():
-        init, weights = read_weights(cfg.init_from, device)
-        if init != cfg.rim:
-            raise ValueError(f"init_from {cfg.init_from} holds a RIM of another size")
-        model.load_state_dict(weights)
+        model = _initial_model(cfg, device)
     if not (run / "baselines.json").exists():
-        baselines = classical_baselines(val)
+        baselines = classical_baselines(val.per_channel)
         if cfg.init_from:
             baselines["init_from"] = evaluate(model, val, device, cfg.passes)
         (run / "baselines.json").write_text(json.dumps(baselines, indent=2))
@@ -251,12 +276,13 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
     t_start = time.time() - elapsed
     losses: list[float] = []
     while step < cfg.total_steps:
-        batch = make_batch(rng, cfg.batch, cfg.problems).to(device)
-        op = TileOperator(batch.psf)
+        batch = draw_problems(rng, cfg.batch, cfg).to(device)
+        op = batch.operator()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
             x0 = warm_starts(model, batch, cfg.warm_start)
             est = model(batch.dirty, batch.sigma, op, x0=x0)
-            loss = rim_loss([e.float() for e in est], batch, cfg.smooth_loss_weight)
+            images = [batch.channel_images(e).float() for e in est]
+            loss = rim_loss(images, batch.per_channel, cfg.smooth_loss_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -303,6 +329,18 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
                 fh.write(json.dumps(rec) + "\n")
             log(rec)
     return run
+
+
+def _initial_model(cfg: TrainConfig, device: torch.device) -> RIM:
+    """The network ``cfg.init_from`` holds, expanded to the recipe's spectral terms."""
+    init, weights = read_weights(cfg.init_from, device)
+    model = RIM(init).to(device)
+    model.load_state_dict(weights)
+    if init.terms == 1 and cfg.rim.terms > 1:
+        model = expand_terms(model, cfg.rim.terms)
+    if model.config != cfg.rim:
+        raise ValueError(f"init_from {cfg.init_from} holds a RIM of another size")
+    return model
 
 
 def _hardware(device: torch.device) -> str:
