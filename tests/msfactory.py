@@ -11,6 +11,7 @@ from skarim.constants import SPEED_OF_LIGHT_M_S
 from skarim.imaging.grid import grid_channels
 from skarim.imaging.plan import ChannelGroup, channel_groups
 from skarim.io.ms_meta import open_ms
+from skarim.io.ms_read import read_step
 from skarim.io.ms_write import SpectralWindow, write_ms
 from skarim.io.store import RunStore
 from skarim.run.pipeline import open_run_store
@@ -163,10 +164,16 @@ def point_sources_ms(tmp_path: Path) -> Path:
 
 
 def gridded_store(
-    tmp_path: Path, ms: Path, name: str, chunk_rows: int | None = 150, facet_pix: int = 32
+    tmp_path: Path,
+    ms: Path,
+    name: str,
+    chunk_rows: int | None = 150,
+    facet_pix: int = 32,
+    reorder: bool = False,
 ) -> tuple[RunConfig, RunStore, list[ChannelGroup]]:
     """A run of :func:`point_sources_ms` in 32-pixel tiles and 4 facets (1 with ``facet_pix``
-    64), gridded (Briggs)."""
+    64), gridded (Briggs); with ``reorder``, its store has reordered-visibility arrays before
+    the gridding (:mod:`skarim.imaging.reorder`), as a reordering run's has."""
     cfg = RunConfig(
         read=ReadConfig(ms=ms, chunk_rows=chunk_rows),
         grid=GridConfig(
@@ -183,5 +190,8 @@ def gridded_store(
         output=OutputConfig(name=str(tmp_path / name)),
     )
     store, groups = new_run_store(cfg)
+    if reorder:
+        meta = open_ms(cfg.read)
+        store.add_reordered(meta.nrow, len(meta.freq_hz), read_step(meta, cfg.read), True)
     grid_channels(store, cfg.read, cfg.grid, groups)
     return cfg, store, groups

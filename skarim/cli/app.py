@@ -151,6 +151,16 @@ def image(
     chunk_rows: Annotated[
         int | None, _opt("Rows read at a time.", f"those of {_shown(ReadConfig, 'chunk_mb')} MiB")
     ] = None,
+    reorder: Annotated[
+        bool | None,
+        _opt(
+            "Keep Stokes I and the imaging weights in the run's store, by channel, for the "
+            "major cycles to read instead of the Measurement Set; removed at the end "
+            "(WSClean's -reorder / -no-reorder).",
+            "on when deconvolving more than one output channel, as WSClean",
+            "--reorder/--no-reorder",
+        ),
+    ] = None,
     overwrite: Annotated[bool, _opt("Replace a mismatched store.", "off", "--overwrite")] = False,
     apply_primary_beam: Annotated[
         bool,
@@ -265,7 +275,7 @@ def image(
         facet_pix=facet_pix,
         name=name, data_column=data_column, field=field, spw=spw, channel_range=channel_range,
         dirty_only=dirty_only, make_psf=make_psf, threads=threads, chunk_rows=chunk_rows,
-        overwrite=overwrite,
+        reorder=reorder, overwrite=overwrite,
         apply_primary_beam=apply_primary_beam, primary_beam_limit=primary_beam_limit,
         major_cycles=major_cycles, polish_cycles=polish_cycles, weights=weights, device=device,
         fits_mask=fits_mask, auto_mask=auto_mask, auto_threshold=auto_threshold,

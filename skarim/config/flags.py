@@ -90,6 +90,7 @@ class RunFlags:
     make_psf: bool = False
     threads: int | None = None
     chunk_rows: int | None = None
+    reorder: bool | None = None
     overwrite: bool = False
     apply_primary_beam: bool = False
     primary_beam_limit: float | None = None
@@ -172,6 +173,7 @@ class RunFlags:
             "field": self.field,
             "spw": self.spw,
             "chunk_rows": self.chunk_rows,
+            "reorder": self.reorder,
         }
         if self.channel_range is not None:
             chans = parse_size(self.channel_range, "--channel-range")

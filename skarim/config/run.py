@@ -49,6 +49,14 @@ class RunConfig(_Frozen):
         dirty-only run (WSClean grids no PSF with ``-niter 0`` unless given ``-make-psf``)."""
         return self.make_psf or not self.dirty_only
 
+    @property
+    def reorders(self) -> bool:
+        """Whether the run keeps reordered visibilities (``read.reorder``; None: when it
+        deconvolves more than one output channel, as WSClean's channel imaging mode)."""
+        if self.read.reorder is not None:
+            return self.read.reorder
+        return not self.dirty_only and self.grid.channels_out > 1
+
     @classmethod
     def from_flags(cls, flags: RunFlags, yaml_path: Path | None = None) -> RunConfig:
         """The run of ``skarim image``'s flags, over the YAML file ``yaml_path`` if given.
@@ -63,14 +71,16 @@ class RunConfig(_Frozen):
     def fingerprint_dict(self, weights_sha256: str | None = None) -> dict[str, Any]:
         """The parts of the config that decide the store's contents (JSON-able).
 
-        Cluster settings, thread counts and read chunking are left out: a run resumed on
+        Cluster settings, thread counts, read chunking and reordering are left out: a run resumed on
         another cluster, or with more threads, is the same run. The RIM's weights are named
         by the digest of the file the run uses (``weights_sha256``,
         :func:`skarim.deconv.weights_id.weights_sha256`), not by its path: the shipped weights
         of two versions differ, and a copied file is the same weights.
         """
         return {
-            "read": self.read.model_dump(mode="json", exclude={"chunk_mb", "chunk_rows"}),
+            "read": self.read.model_dump(
+                mode="json", exclude={"chunk_mb", "chunk_rows", "reorder"}
+            ),
             "grid": self.grid.model_dump(mode="json", exclude={"facet_pix", "memory_budget_mb"}),
             "deconv": {"margin": self.deconv.margin, "weights_sha256": weights_sha256},
         }

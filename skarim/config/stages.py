@@ -78,6 +78,12 @@ class ReadConfig(_Frozen):
     chunk_rows : int or None
         Rows read at a time, overriding ``chunk_mb`` (for tests); None derives them from
         ``chunk_mb``.
+    reorder : bool or None
+        Keep the selection's Stokes I and imaging weights in the run's store, by input
+        channel, so that each exact residual reads them instead of the Measurement Set
+        (WSClean's ``-reorder`` / ``-no-reorder``; :mod:`skarim.imaging.reorder`). None, as
+        WSClean, reorders in channel imaging mode: when deconvolving more than one output
+        channel (:attr:`skarim.config.run.RunConfig.reorders`).
     """
 
     ms: Path
@@ -88,6 +94,7 @@ class ReadConfig(_Frozen):
     chan_stop: int | None = None
     chunk_mb: int = 256
     chunk_rows: int | None = None
+    reorder: bool | None = None
 
     @field_validator("chunk_mb", "chunk_rows")
     @classmethod

@@ -40,6 +40,7 @@ from skarim.imaging.plan import (
     groups_per_batch,
     plan_facets,
 )
+from skarim.imaging.reorder import ReorderWriter, reordered_chunks
 from skarim.imaging.taper import UVTaper
 from skarim.imaging.weighting import WeightGrid
 from skarim.imaging.wgridder import Block, vis_to_image
@@ -50,11 +51,13 @@ from skarim.io.store import RunStore
 __all__ = [
     "HELD_BATCHES",
     "ChannelBatch",
+    "batch_selection",
     "grid_channel",
     "grid_channels",
     "held_batch",
     "hold_batch",
     "image_chunk",
+    "reordered_batch",
     "weighting_pass",
 ]
 
@@ -73,17 +76,22 @@ class ChannelBatch:
         The selection of input channels ``[min start, max stop)`` of the groups.
     read : ReadConfig
         Its read configuration.
-    weights : list of WeightGrid
-        One per group.
+    weights : list of WeightGrid or None
+        One per group; None when the chunks carry imaging weights already (a batch of
+        :func:`skarim.imaging.reorder.reordered_batch`).
     precision : {"single", "double"}
         Precision of the visibilities and weights read.
+    reader : callable, optional
+        Yields the selection's row chunks; by default they are read from the Measurement Set
+        (:func:`skarim.io.ms_read.iter_chunks`, gathered where it fits).
     """
 
     groups: list[ChannelGroup]
     meta: MSMeta
     read: ReadConfig
-    weights: list[WeightGrid]
+    weights: list[WeightGrid] | None
     precision: Precision
+    reader: Callable[[], Iterator[VisChunk]] | None = field(default=None, repr=False)
     _whole: VisChunk | None = field(default=None, repr=False)
 
     def channels(self, k: int) -> slice:
@@ -101,7 +109,12 @@ class ChannelBatch:
         if self._whole is not None:
             yield self._whole
             return
-        for chunk in iter_chunks(self.meta, self.read, precision=self.precision, gather=True):
+        source = (
+            self.reader()
+            if self.reader is not None
+            else iter_chunks(self.meta, self.read, precision=self.precision, gather=True)
+        )
+        for chunk in source:
             if chunk.row_start == 0 and len(chunk.uvw_m) == self.meta.nrow:
                 self._whole = chunk
             yield chunk
@@ -119,8 +132,23 @@ class ChannelBatch:
         sl = self.channels(k)
         freq_hz = self.meta.freq_hz[sl]
         vis = np.ascontiguousarray(chunk.vis[:, sl])  # (n, nchan_k)
+        if self.weights is None:
+            return freq_hz, vis, np.ascontiguousarray(chunk.weight[:, sl])
         weight = self.weights[k].imaging_weights(chunk.uvw_m, freq_hz, chunk.weight[:, sl])
         return freq_hz, vis, weight
+
+
+def batch_selection(
+    meta: MSMeta, read: ReadConfig, groups: list[ChannelGroup]
+) -> tuple[MSMeta, ReadConfig]:
+    """The selection and read configuration of the span of the groups' input channels."""
+    first, stop = min(g.start for g in groups), max(g.stop for g in groups)
+    span = read.model_copy(
+        update={"chan_start": read.chan_start + first, "chan_stop": read.chan_start + stop}
+    )
+    return replace(
+        meta, freq_hz=meta.freq_hz[first:stop], chan_width_hz=meta.chan_width_hz[first:stop]
+    ), span
 
 
 def weighting_pass(
@@ -147,15 +175,10 @@ def weighting_pass(
     -------
     ChannelBatch
     """
-    first, stop = min(g.start for g in groups), max(g.stop for g in groups)
-    span = read.model_copy(
-        update={"chan_start": read.chan_start + first, "chan_stop": read.chan_start + stop}
-    )
+    span_meta, span = batch_selection(meta, read, groups)
     batch = ChannelBatch(
         groups=list(groups),
-        meta=replace(
-            meta, freq_hz=meta.freq_hz[first:stop], chan_width_hz=meta.chan_width_hz[first:stop]
-        ),
+        meta=span_meta,
         read=span,
         weights=[
             WeightGrid(
@@ -171,6 +194,7 @@ def weighting_pass(
         ],
         precision="double" if cfg.double_precision else "single",
     )
+    assert batch.weights is not None
     if cfg.weighting is not Weighting.natural:
         for chunk in batch.chunks():
             for k, grid in enumerate(batch.weights):
@@ -179,6 +203,22 @@ def weighting_pass(
     for grid in batch.weights:
         grid.finalize()
     return batch
+
+
+def reordered_batch(
+    store: RunStore, meta: MSMeta, read: ReadConfig, cfg: GridConfig, groups: list[ChannelGroup]
+) -> ChannelBatch | None:
+    """The batch of ``groups`` read from the store's reordered visibilities, weighted already;
+    None unless they are all written (:func:`skarim.imaging.reorder.reordered_chunks`).
+
+    The parameters are those of :func:`weighting_pass`, and the run's ``store``.
+    """
+    precision: Precision = "double" if cfg.double_precision else "single"
+    reader = reordered_chunks(store, groups, read, precision)
+    if reader is None:
+        return None
+    span_meta, span = batch_selection(meta, read, groups)
+    return ChannelBatch(list(groups), span_meta, span, None, precision, reader=reader)
 
 
 #: Channel batches read whole (their selection in one chunk) that a process holds, with
@@ -204,13 +244,10 @@ def _batch_key(meta: MSMeta, read: ReadConfig, cfg: GridConfig, groups: list[Cha
 
 def held_batch(
     meta: MSMeta, read: ReadConfig, cfg: GridConfig, groups: list[ChannelGroup]
-) -> ChannelBatch:
-    """The batch of ``groups`` this process holds (:func:`hold_batch`), else a new one.
-
-    A new batch comes from :func:`weighting_pass`; the parameters are its.
-    """
-    held = _HELD.pop(_batch_key(meta, read, cfg, groups), None)
-    return held if held is not None else weighting_pass(meta, read, cfg, groups)
+) -> ChannelBatch | None:
+    """The batch of ``groups`` this process holds (:func:`hold_batch`), taken from it; None
+    when it holds none. The parameters are those of :func:`weighting_pass`."""
+    return _HELD.pop(_batch_key(meta, read, cfg, groups), None)
 
 
 def hold_batch(meta: MSMeta, read: ReadConfig, cfg: GridConfig, batch: ChannelBatch) -> None:
@@ -310,6 +347,7 @@ def _grid_batch(
     uncounted = set(range(len(groups))) if lead else set()
     totals = {"nonfinite": 0, "visibilities": 0}
     sumwt = [0.0] * len(groups)
+    reorder = ReorderWriter(store, batch, lead)
     for facet in dict.fromkeys(f for g in groups for f in todo[g.index]):  # each facet once
         block = facet.block(cfg)
         members = [k for k, g in enumerate(groups) if facet in todo[g.index]]
@@ -318,19 +356,25 @@ def _grid_batch(
         psfs = {k: np.zeros((2 * t, 2 * t)) for k in members if makes_psf and unsummed[k]}
         for k in members:
             sumwt[k] = 0.0
+        reordering = reorder.due(members)
         for chunk in batch.chunks():
             for k in count:
                 sl = batch.channels(k)
                 totals["nonfinite"] += int(chunk.nonfinite_per_chan[sl].sum())
                 totals["visibilities"] += int(np.count_nonzero(chunk.weight[:, sl]))
+            if reordering:
+                reorder.put_uvw(chunk)
             for k in members:
                 freq_hz, vis, w = batch.group_data(chunk, k)
+                if k in reordering:
+                    reorder.put(chunk, k, vis, w)
                 sumwt[k] += float(w.sum(dtype=np.float64))
                 images[k] += image_chunk(cfg, chunk.uvw_m, freq_hz, vis, w, block, nthreads)
                 if k in psfs:
                     ones = np.ones_like(vis)
                     psfs[k] += image_chunk(cfg, chunk.uvw_m, freq_hz, ones, w, psf_block, nthreads)
         uncounted.difference_update(count)
+        reorder.written(reordering)  # before the tiles are marked: see skarim.imaging.reorder
         for k in members:
             index = groups[k].index
             if k in psfs:

@@ -1,8 +1,10 @@
 """Exact residuals for major cycles: model -> visibilities with ducc0 -> residual image.
 
-For a batch of output channels read together (:func:`skarim.imaging.grid.weighting_pass`, at
-most :func:`skarim.imaging.plan.groups_per_batch` of them; a batch this process read whole
-before is taken from memory, :func:`skarim.imaging.grid.held_batch`), the residual
+For a batch of output channels read together (at most
+:func:`skarim.imaging.plan.groups_per_batch` of them: a batch this process read whole before is
+taken from memory, :func:`skarim.imaging.grid.held_batch`; else the store's reordered
+visibilities are read where the grid stage wrote them, :mod:`skarim.imaging.reorder`; else the
+Measurement Set, with a weighting pass, :func:`skarim.imaging.grid.weighting_pass`), the residual
 visibilities of every row chunk of the Measurement Set are the data less the prediction of
 each channel's model (``ducc0`` ``dirty2vis`` facet by facet, with the same w-gridding and
 offsets as imaging, summed), imaged onto each facet with the run's imaging weights: one
@@ -37,7 +39,14 @@ import numpy as np
 import zarr
 
 from skarim.config import GridConfig, ReadConfig
-from skarim.imaging.grid import ChannelBatch, held_batch, hold_batch, image_chunk
+from skarim.imaging.grid import (
+    ChannelBatch,
+    held_batch,
+    hold_batch,
+    image_chunk,
+    reordered_batch,
+    weighting_pass,
+)
 from skarim.imaging.plan import ChannelGroup, FacetShare, groups_per_batch, plan_facets
 from skarim.imaging.wgridder import Block, image_to_vis
 from skarim.io.ms_meta import open_ms
@@ -138,7 +147,12 @@ def residual_facets(
     per = groups_per_batch(cfg)
     sums: list[ResidualSums] = []
     for i in range(0, len(groups), per):
-        batch = held_batch(meta, read, cfg, groups[i : i + per])
+        sub = groups[i : i + per]
+        batch = (
+            held_batch(meta, read, cfg, sub)
+            or reordered_batch(store, meta, read, cfg, sub)
+            or weighting_pass(meta, read, cfg, sub)
+        )
         sums += _residual_batch(store, cfg, batch, share, model, out, nthreads)
         hold_batch(meta, read, cfg, batch)
     return sums

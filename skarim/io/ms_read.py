@@ -37,6 +37,7 @@ __all__ = [
     "gathered_bytes",
     "gathers",
     "iter_chunks",
+    "read_step",
     "rows_per_chunk",
 ]
 
@@ -212,14 +213,7 @@ def iter_chunks(
     chans = slice(cfg.chan_start, cfg.chan_start + len(meta.freq_hz))
     with selected_rows(meta) as sel:
         has_spectrum = "WEIGHT_SPECTRUM" in sel.colnames()
-        cell = sel.getcell(meta.data_column, 0)  # (nchan_spw, ncorr)
-        step = cfg.chunk_rows or rows_per_chunk(
-            cfg.chunk_mb,
-            nchan=cell.shape[0],
-            ncorr=cell.shape[1],
-            data_bytes=cell.dtype.itemsize,
-            weight_spectrum=has_spectrum,
-        )
+        step = _read_step(sel, meta, cfg)
         nrow, nchan = sel.nrows(), chans.stop - chans.start
         chunks = (
             _read_chunk(
@@ -232,6 +226,24 @@ def iter_chunks(
             yield gather_chunks(chunks, nrow, nchan, precision)
         else:
             yield from chunks
+
+
+def read_step(meta: MSMeta, cfg: ReadConfig) -> int:
+    """Rows of each chunk :func:`iter_chunks` reads (the last may be shorter)."""
+    with selected_rows(meta) as sel:
+        return _read_step(sel, meta, cfg)
+
+
+def _read_step(sel: tables.table, meta: MSMeta, cfg: ReadConfig) -> int:
+    """``chunk_rows``, else the rows of ``chunk_mb`` MiB of whole cells (:func:`rows_per_chunk`)."""
+    cell = sel.getcell(meta.data_column, 0)  # (nchan_spw, ncorr)
+    return cfg.chunk_rows or rows_per_chunk(
+        cfg.chunk_mb,
+        nchan=cell.shape[0],
+        ncorr=cell.shape[1],
+        data_bytes=cell.dtype.itemsize,
+        weight_spectrum="WEIGHT_SPECTRUM" in sel.colnames(),
+    )
 
 
 def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:

@@ -21,6 +21,22 @@ array              shape                       chunks            meaning
 ``rms``            ``(c,)`` float64            ``(1,)``          RMS of that residual, Jy/beam
 =================  ==========================  ================  ==============================
 
+With reordering (:attr:`skarim.config.run.RunConfig.reorders`, WSClean's ``-reorder``), the
+group ``reordered/`` holds the selection's visibilities once more, by input channel
+(:mod:`skarim.imaging.reorder`; ``r`` selected rows, ``n`` selected input channels, ``R`` rows
+of a read chunk):
+
+=======================  ======================  ============  ================================
+array                    shape                   chunks        meaning
+=======================  ======================  ============  ================================
+``reordered/vis``        ``(r, n)`` complex      ``(R, 1)``    Stokes I, Jy
+``reordered/weight``     ``(r, n)`` float        ``(R, 1)``    imaging weights, Jy^-2
+``reordered/uvw``        ``(r, 3)`` float64      ``(R, 3)``    baseline coordinates, m
+``reordered/done``       ``(c,)`` int8           ``(1,)``      1 once an output channel's
+                                                               columns are written
+``reordered/uvw_done``   ``(1,)`` int8           ``(1,)``      1 once ``uvw`` is written
+=======================  ======================  ============  ================================
+
 A task's temporary data (the residual visibilities a multi-facet residual keeps between its
 passes, :mod:`skarim.imaging.residual`) goes to an array of its own under ``scratch/``
 (:meth:`RunStore.scratch_array`), removed when the task is done with it.
@@ -254,6 +270,45 @@ class RunStore:
     def drop_scratch(self, array: zarr.Array) -> None:
         """Remove an array made by :meth:`scratch_array`, with its data."""
         del self.group[array.path]
+
+    def add_reordered(self, nrow: int, nchan: int, rows_chunk: int, double: bool) -> None:
+        """Create the ``reordered/`` arrays (module docstring) if the store lacks them.
+
+        ``nrow`` and ``nchan`` are the selection's rows and input channels, ``rows_chunk`` the
+        rows of a read chunk (each chunk the grid stage reads then fills whole Zarr chunks),
+        ``double`` the precision of the visibilities. ``done`` is created last: a creation cut
+        short is made again.
+        """
+        if "reordered/done" in self.group:
+            return
+        if "reordered" in self.group:
+            del self.group["reordered"]
+        complex_, real = ("complex128", "float64") if double else ("complex64", "float32")
+        rows = max(1, min(rows_chunk, nrow))
+        columns = {"shape": (nrow, nchan), "chunks": (rows, 1), "compressors": None}
+        self.group.create_array("reordered/vis", dtype=complex_, fill_value=0, **columns)
+        self.group.create_array("reordered/weight", dtype=real, fill_value=0, **columns)
+        self.group.create_array(
+            "reordered/uvw", shape=(nrow, 3), chunks=(rows, 3), dtype="float64",
+            fill_value=0.0, compressors=None,
+        )  # fmt: skip
+        self.group.create_array("reordered/uvw_done", shape=(1,), dtype="int8", fill_value=0)
+        nchan_out = self.group["sumwt"].shape[0]
+        self.group.create_array(
+            "reordered/done", shape=(nchan_out,), chunks=(1,), dtype="int8", fill_value=0
+        )
+
+    @property
+    def has_reordered(self) -> bool:
+        """Whether the store holds the ``reordered/`` arrays (written or not)."""
+        return "reordered/done" in self.group
+
+    def drop_reordered(self) -> bool:
+        """Remove the ``reordered/`` arrays with their data; returns whether there were any."""
+        if "reordered" not in self.group:
+            return False
+        del self.group["reordered"]
+        return True
 
     def clear_scratch(self) -> int:
         """Remove every array under ``scratch/`` (those a killed run's tasks left), when no

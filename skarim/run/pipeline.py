@@ -42,7 +42,7 @@ from skarim.errors import InputError, RunInterrupted
 from skarim.imaging.plan import channel_groups
 from skarim.imaging.wgridder import CONVENTIONS
 from skarim.io.ms_meta import MSMeta, open_ms
-from skarim.io.ms_read import check_weights
+from skarim.io.ms_read import check_weights, gathered_bytes, read_step
 from skarim.io.store import RunStore
 from skarim.io.store_lock import hold_store
 from skarim.io.wcs import ImageWCS
@@ -256,6 +256,7 @@ def _run(
     store = open_run_store(cfg, meta)
     if store.clear_scratch():  # a killed run's tasks left them; none of this run's is out yet
         log.info("removed the scratch arrays an interrupted run left in %s", cfg.output.store_path)
+    _prepare_reordered(cfg, meta, store)
     kept = store_progress(store, 0 if cfg.dirty_only else cfg.deconv.total_cycles)
     _put_fits_mask(cfg, store, wcs)
     if kept.started:
@@ -292,6 +293,8 @@ def _run(
     if not cfg.dirty_only:
         names += ("model", "residual", "image")
     result.products = write_products(store, cfg, names)
+    if store.drop_reordered():
+        log.info("removed the reordered visibilities from %s", cfg.output.store_path)
     result.summary = {
         "scheduler": runner.describe(),
         "workers": runner.n_workers,
@@ -313,6 +316,23 @@ def _run(
     store.record_run(result.summary)
     _log_summary(result.summary)
     return result
+
+
+def _prepare_reordered(cfg: RunConfig, meta: MSMeta, store: RunStore) -> None:
+    """Give the store its reordered-visibility arrays when the run reorders
+    (:mod:`skarim.imaging.reorder`); remove any a run left when it does not."""
+    if not cfg.reorders:
+        if store.drop_reordered():
+            log.info("removed the reordered visibilities a run left (--no-reorder)")
+        return
+    nchan = len(meta.freq_hz)
+    store.add_reordered(meta.nrow, nchan, read_step(meta, cfg.read), cfg.grid.double_precision)
+    size = gathered_bytes(meta.nrow, nchan, "double" if cfg.grid.double_precision else "single")
+    log.info(
+        "reordering: Stokes I and imaging weights of %d rows x %d channels (%.0f MiB) kept in "
+        "the store for the major cycles, removed at the end (--no-reorder: read the "
+        "Measurement Set each cycle)", meta.nrow, nchan, size / 2**20,
+    )  # fmt: skip
 
 
 def _check_deconvolver(cfg: RunConfig) -> None:

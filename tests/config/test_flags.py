@@ -60,3 +60,19 @@ def test_defaults_are_wscleans():
     assert cfg.grid.weighting is Weighting.uniform
     assert cfg.grid.cell_rad == pytest.approx(math.radians(0.01))
     assert cfg.read.data_column is None and cfg.read.field == "0" and cfg.grid.channels_out == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "reorders"),
+    [
+        ({}, False),  # one output channel
+        ({"channels_out": 4}, True),  # WSClean's channel imaging mode
+        ({"channels_out": 4, "dirty_only": True}, False),  # no major cycle to serve
+        ({"channels_out": 4, "reorder": False}, False),
+        ({"reorder": True}, True),
+    ],
+)
+def test_reordering_is_on_in_channel_imaging_mode_as_wsclean(flags, reorders):
+    cfg = RunConfig.from_flags(RunFlags(ms=Path("x.ms"), size="64", **flags))
+    assert cfg.reorders is reorders
+    assert "reorder" not in cfg.fingerprint_dict()["read"]  # the same store either way

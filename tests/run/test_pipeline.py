@@ -171,3 +171,35 @@ def test_a_dirty_only_run_makes_no_psf_and_a_deconvolving_run_grids_it_after(tmp
             fits.getdata(resumed.products[name]), fits.getdata(fresh.products[name])
         )
     assert RunStore.open(tmp_path / "run.zarr").makes_psf
+
+
+def test_a_reordering_run_reads_the_ms_once_and_equals_one_that_does_not(tmp_path, count_passes):
+    """WSClean's -reorder: the major cycles read the store's reordered visibilities; the
+    products are those of a run reading the Measurement Set every cycle, and the reordered
+    arrays are gone when the run completes."""
+    ms = point_sources_ms(tmp_path)
+
+    def run(name: str, reorder: bool | None) -> tuple[dict, int]:
+        count_passes.clear()
+        cfg = RunConfig(
+            read=ReadConfig(ms=ms, chunk_rows=150, reorder=reorder),  # 3 chunks: none held
+            grid=GridConfig(npix_x=64, npix_y=64, cell_rad=CELL_RAD, tile=32, channels_out=3),
+            deconv=DeconvConfig(device="cpu", major_cycles=2, polish_cycles=1),
+            cluster=ClusterConfig(kind="sync", threads_per_worker=1),
+            output=OutputConfig(name=str(tmp_path / name)),
+        )
+        assert cfg.reorders is (reorder is not False)
+        result = run_imaging(cfg)
+        assert "reordered" not in RunStore.open(tmp_path / f"{name}.zarr").group
+        assert result.residuals_computed >= 2
+        return result.products, len(count_passes)
+
+    reordered, reordered_passes = run("reordered", None)  # the default with 3 channels out
+    read, read_passes = run("read", False)
+    assert reordered_passes == 2  # the grid stage's weighting and imaging passes only
+    assert read_passes > reordered_passes + 2  # two more per exact residual
+    for name in ("model", "residual", "image"):
+        want = fits.getdata(read[name])
+        np.testing.assert_allclose(
+            fits.getdata(reordered[name]), want, rtol=0, atol=1e-6 * np.abs(want).max()
+        )
