@@ -37,8 +37,8 @@ from skarim.imaging.plan import (
     ChannelGroup,
     FacetPlan,
     FacetShare,
-    groups_per_batch,
     plan_facets,
+    split_batches,
 )
 from skarim.imaging.reorder import ReorderWriter, reordered_chunks
 from skarim.imaging.taper import UVTaper
@@ -269,9 +269,9 @@ def grid_channels(
 ) -> dict[str, int]:
     """Grid output channels into the store, reading the Measurement Set once per pass.
 
-    Channels and facets already done are skipped; the rest are gridded in batches of
-    :func:`~skarim.imaging.plan.groups_per_batch` channels, each batch with one weighting
-    pass and one imaging pass per facet over the Measurement Set. With a ``share``, only
+    Channels and facets already done are skipped; the rest are gridded in batches
+    (:func:`~skarim.imaging.plan.split_batches`), each batch with one weighting pass and one
+    imaging pass per facet over the Measurement Set. With a ``share``, only
     its facets are gridded, and the PSF, sum of weights and counts only by the lead share:
     several tasks then grid one channel's facets side by side, each with its own weighting
     pass.
@@ -315,9 +315,8 @@ def grid_channels(
     if not active:
         return totals
     meta = open_ms(read)
-    per = groups_per_batch(cfg)
-    for i in range(0, len(active), per):
-        batch = weighting_pass(meta, read, cfg, active[i : i + per])  # counts NaN/inf
+    for groups_read in split_batches(active, cfg):
+        batch = weighting_pass(meta, read, cfg, groups_read)  # counts NaN/inf
         stats = _grid_batch(store, cfg, batch, todo, share.lead, nthreads, on_tiles)
         hold_batch(meta, read, cfg, batch)  # for the first residual
         totals = {key: totals[key] + stats[key] for key in totals}

@@ -28,6 +28,7 @@ __all__ = [
     "facet_shares",
     "groups_per_batch",
     "plan_facets",
+    "split_batches",
 ]
 
 WEIGHT_PADDING = 1.2
@@ -194,3 +195,23 @@ def groups_per_batch(cfg: GridConfig) -> int:
     """
     fit = cfg.memory_budget_mb * 2**20 // accumulator_bytes(cfg)
     return int(min(cfg.channels_out, max(1, fit)))
+
+
+def split_batches(groups: list[ChannelGroup], cfg: GridConfig) -> list[list[ChannelGroup]]:
+    """Consecutive ``groups`` in the fewest batches of at most :func:`groups_per_batch`, as
+    equal in size as can be (a task's work, read one batch at a time).
+
+    Examples
+    --------
+    >>> cfg = GridConfig(npix_x=512, npix_y=512, cell_rad=1e-5, channels_out=1024)
+    >>> groups = channel_groups(1024, 1024)
+    >>> groups_per_batch(cfg)
+    375
+    >>> [len(b) for b in split_batches(groups[:512], cfg)]  # not 375 + 137
+    [256, 256]
+    """
+    if not groups:
+        return []
+    n = -(-len(groups) // groups_per_batch(cfg))
+    per = -(-len(groups) // n)
+    return [groups[i : i + per] for i in range(0, len(groups), per)]

@@ -47,7 +47,7 @@ from skarim.imaging.grid import (
     reordered_batch,
     weighting_pass,
 )
-from skarim.imaging.plan import ChannelGroup, FacetShare, groups_per_batch, plan_facets
+from skarim.imaging.plan import ChannelGroup, FacetShare, plan_facets, split_batches
 from skarim.imaging.wgridder import Block, image_to_vis
 from skarim.io.ms_meta import open_ms
 from skarim.io.ms_read import VisChunk
@@ -144,10 +144,8 @@ def residual_facets(
         Per group, in order, over the share's pixels.
     """
     meta = open_ms(read)
-    per = groups_per_batch(cfg)
     sums: list[ResidualSums] = []
-    for i in range(0, len(groups), per):
-        sub = groups[i : i + per]
+    for sub in split_batches(groups, cfg):
         batch = (
             held_batch(meta, read, cfg, sub)
             or reordered_batch(store, meta, read, cfg, sub)

@@ -12,6 +12,10 @@ With ``DeconvConfig.join_channels`` the channels are deconvolved together
 tile-pass task per block of tile rows covering all channels, then every batch's exact
 residuals as :func:`~skarim.run.tasks.residual_share_task` s, then one finish-cycle task
 that accepts or refuses all channels together. Their tags carry the batch :data:`JOINT`.
+A joined run's batches are one per worker whatever the channel count (each task reads its
+channels a part at a time, :func:`skarim.imaging.plan.split_batches`, from the reordered
+visibilities, :mod:`skarim.imaging.reorder`): its tasks per cycle do not grow with the
+channels.
 
 When there are fewer batches than workers (a few large channels), each batch's facets are
 shared out (:func:`skarim.imaging.plan.facet_shares`, one share per worker the batches leave
@@ -134,7 +138,9 @@ class Schedule:
         self.rim_cycles = cfg.deconv.major_cycles
         self.ntiles = cfg.grid.ntile_x * cfg.grid.ntile_y
         self.total_units = len(groups) * self.ntiles * (1 + self.cycles)
-        per = min(groups_per_batch(cfg.grid), -(-len(groups) // runner.n_workers))
+        per = -(-len(groups) // runner.n_workers)  # joined: one batch per worker, whatever
+        if not cfg.deconv.join_channels:  # the channel count; each read a part at a time
+            per = min(groups_per_batch(cfg.grid), per)
         self.batches = [groups[i : i + per] for i in range(0, len(groups), per)]
         self.shares = facet_shares(cfg.grid, runner.n_workers // max(1, len(self.batches)))
         self.outstanding: dict[tuple[str, int], int] = {}  # (stage, batch) -> shares still out
