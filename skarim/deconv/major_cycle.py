@@ -29,6 +29,7 @@ change the result. Step 2 for a batch of channels is :func:`finish_cycle`; the w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,7 @@ def finish_cycle(
     nthreads: int = 1,
     candidate: list[ResidualSums] | None = None,
     joined: bool = False,
+    residuals: Callable[[list[ChannelGroup]], list[dict[str, float]]] | None = None,
 ) -> list[ChannelCycleStats]:
     """Accept or refuse the models of cycle ``cycle`` by their exact residuals.
 
@@ -145,6 +147,11 @@ def finish_cycle(
         weighted as the MFS weighs the channels, and pruned where the MFS of their restored
         images is below ``prune_sigma`` times the MFS noise, so every channel's model keeps
         the same pixels and its spectrum stays the fitted one.
+    residuals : callable, optional
+        Computes the exact residuals of the pruned channels' models into ``residual`` and
+        returns their statistics, as :func:`skarim.imaging.residual.residual_channels` (the
+        default, in this process) does; a task may spread them over the cluster's workers
+        (:func:`skarim.run.tasks.finish_cycle_task`).
 
     Returns
     -------
@@ -210,7 +217,11 @@ def finish_cycle(
         else:
             _copy_rows(store, "model_next", "model", g.index, cfg)
     if pruned:
-        after = residual_channels(store, cfg.read, cfg.grid, pruned, nthreads=nthreads)
+        after = (
+            residual_channels(store, cfg.read, cfg.grid, pruned, nthreads=nthreads)
+            if residuals is None
+            else residuals(pruned)
+        )
         redo = dict(zip(pruned, after, strict=True))
         stats = [redo.get(g, s) for g, s in zip(groups, stats, strict=True)]
     out = []

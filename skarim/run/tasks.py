@@ -16,14 +16,16 @@ are idempotent: a task retried after its worker died redoes at most what it had 
   (:func:`skarim.imaging.residual.residual_facets`);
 - :func:`finish_cycle_task`: a batch's exact residuals (or the sums the shares returned) and
   the accept/refuse decision of one major cycle
-  (:func:`skarim.deconv.major_cycle.finish_cycle`).
+  (:func:`skarim.deconv.major_cycle.finish_cycle`); on a Dask worker, the residuals of the
+  channels it prunes are recomputed by :func:`residual_part_task` s that it submits itself,
+  one per worker.
 
 Threads are handed to ducc0 and torch as arguments: no environment variable is set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +48,24 @@ __all__ = [
     "GridTaskResult",
     "TilePassResult",
     "ResidualShareResult",
+    "ResidualPartResult",
     "CycleTaskResult",
     "grid_task",
     "tile_pass_task",
     "joined_pass_task",
     "residual_share_task",
     "finish_cycle_task",
+    "residual_part_task",
 ]
+
+
+@dataclass(frozen=True)
+class ResidualPartResult:
+    """What :func:`residual_part_task` did: ``rms`` (Jy/beam) and ``flux`` (Jy) per channel,
+    in order, and its seconds."""
+
+    stats: tuple[dict[str, float], ...]
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -223,5 +236,44 @@ def finish_cycle_task(
     todo = _due(store, groups, cycle)
     sums = None if candidate is None else list(candidate)
     joined = cfg.deconv.join_channels
-    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads, sums, joined) if todo else []
+    spread = _spread_residuals(ctx, cfg) if len(todo) > 1 else None
+    stats = finish_cycle(store, cfg, todo, cycle, ctx.threads, sums, joined, spread) if todo else []
     return CycleTaskResult(tuple(stats), perf_counter() - start)
+
+
+def residual_part_task(
+    ctx: TaskContext, cfg: RunConfig, groups: list[ChannelGroup]
+) -> ResidualPartResult:
+    """The exact residuals of the store's ``model`` for some channels, into ``residual``: a
+    part of a finish-cycle task's recomputation (:func:`_spread_residuals`)."""
+    from skarim.imaging.residual import residual_channels
+
+    start = perf_counter()
+    store = RunStore.open(ctx.store_path, mode="r+")
+    stats = residual_channels(store, cfg.read, cfg.grid, groups, nthreads=ctx.threads)
+    return ResidualPartResult(tuple(stats), perf_counter() - start)
+
+
+def _spread_residuals(
+    ctx: TaskContext, cfg: RunConfig
+) -> Callable[[list[ChannelGroup]], list[dict[str, float]]] | None:
+    """Exact residuals of many channels as :func:`residual_part_task` s, one per worker,
+    submitted from inside a task running on a Dask worker (which leaves its thread to them
+    while it waits); None in any other process, which computes them itself."""
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker
+        return None
+
+    def residuals(groups: list[ChannelGroup]) -> list[dict[str, float]]:
+        with worker_client() as client:
+            parts = max(1, min(len(groups), len(client.scheduler_info()["workers"])))
+            per = -(-len(groups) // parts)
+            chunks = [groups[i : i + per] for i in range(0, len(groups), per)]
+            futures = [client.submit(residual_part_task, ctx, cfg, c, pure=False) for c in chunks]
+            results: list[ResidualPartResult] = client.gather(futures)
+        return [s for r in results for s in r.stats]
+
+    return residuals

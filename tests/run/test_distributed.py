@@ -254,8 +254,9 @@ def test_one_channel_is_shared_out_between_the_workers_by_facet(ms, client, tmp_
 
 
 def test_a_joined_run_on_the_cluster_equals_the_in_process_one(ms, client, tmp_path):
-    """--join-channels over 4 channels gridded in 4 batches (one channel each): joined tile
-    passes, every batch's residuals, one decision for all channels."""
+    """--join-channels over 4 channels on 2 workers: two batches (one per worker), joined tile
+    passes, every batch's residuals, one decision for all channels, whose pruned channels'
+    residuals are recomputed by one task per worker that the decision's task submits."""
 
     def joined(name, cluster):
         cfg = _config(ms, tmp_path / name, cluster, channels_out=4)
@@ -264,7 +265,12 @@ def test_a_joined_run_on_the_cluster_equals_the_in_process_one(ms, client, tmp_p
         return cfg.model_copy(update={"grid": grid, "deconv": deconv})
 
     sync = run_imaging(joined("sync", ClusterConfig(kind="sync", threads_per_worker=1)))
-    dist = run_imaging(joined("dask", _joined(client)))
+    with get_task_stream(client) as stream:
+        dist = run_imaging(joined("dask", _joined(client)))
+    names = [t["key"].split("-")[0] for t in stream.data]
+    assert names.count("grid_task") == 2
+    assert names.count("residual_share_task") == 2 * TOTAL  # one per worker and cycle
+    assert names.count("residual_part_task") == 2  # the RIM phase's pruning: 4 channels in 2
     assert dist.tiles_deconvolved == sync.tiles_deconvolved == 4 * 4 * TOTAL
     _assert_same_state(_arrays(dist.store), _arrays(sync.store))
     model = RunStore.open(dist.store).array("model")[...]
