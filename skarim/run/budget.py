@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 from skarim.config import ClusterKind, RunConfig
+from skarim.io.ms_read import gathered_bytes
 from skarim.run.costs import Costs
 from skarim.run.observation import Observation
 from skarim.run.stage_memory import DUCC_SUPPORT, Layout, stage_arrays
@@ -219,7 +220,7 @@ def plan_budget(
         store_bytes=lay.store_bytes(cfg.dirty_only),
         fits_bytes=lay.fits_bytes(cfg.dirty_only),
         wall_s=wall,
-        notes=tuple(_notes(cfg, costs, busy, gpus)),
+        notes=tuple(_notes(cfg, costs, busy, gpus, obs)),
     )
 
 
@@ -230,8 +231,16 @@ def _stage(name: str, process: str, tasks: int, per_cycle: bool, arrays: dict[st
                        int(io), cpu, gpu, wall)  # fmt: skip
 
 
-def _notes(cfg: RunConfig, costs: Costs, busy: float, gpus: bool) -> list[str]:
+def _notes(cfg: RunConfig, costs: Costs, busy: float, gpus: bool, obs: Observation) -> list[str]:
     notes = [f"costs: {costs.machine} ({costs.measured})"]
+    if cfg.reorders:
+        precision = "double" if cfg.grid.double_precision else "single"
+        reordered = gathered_bytes(obs.rows, obs.channels, precision)
+        notes.append(
+            f"reordering (none with --no-reorder): the store also holds the Stokes I and "
+            f"imaging weights of every selected visibility, {reordered / 2**30:.3g} GiB, until "
+            "the run completes; the residuals' reads are costed as reads of the Measurement Set"
+        )
     if not cfg.dirty_only:
         notes.append(
             f"deconvolution assumes {busy:.0%} of the tiles worked on in every cycle and "

@@ -291,3 +291,19 @@ def test_joined_tile_passes_follow_the_deconvolution_channels_not_the_output_cha
     }
     assert grouped[64] == grouped[1024] > 0
     assert joined_arrays(64) == 4 * grouped[64]  # every output channel deconvolved: 64, not 16
+
+
+def test_the_plan_notes_the_reordered_copy_on_disk():
+    obs = Observation(rows=47_400, channels=1024, spw_channels=1024, correlations=4,
+                      max_uv_wavelengths=2e4, max_w_wavelengths=1e3)  # fmt: skip
+
+    def notes(**read) -> list[str]:
+        cfg = _cfg(512, 4096, channels_out=16)
+        cfg = cfg.model_copy(update={"read": cfg.read.model_copy(update=read)})
+        budget = plan_budget(cfg, obs, WorkerPlan(1, 1, 0), 1, COSTS)
+        return [n for n in budget.notes if n.startswith("reordering")]
+
+    # 47,400 rows x 1024 channels x (8 + 4) bytes, and 24 bytes of UVW a row
+    size_gib = (47_400 * 1024 * 12 + 47_400 * 24) / 2**30
+    assert len(notes()) == 1 and f"{size_gib:.3g} GiB" in notes()[0]
+    assert notes(reorder=False) == []
