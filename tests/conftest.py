@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import skarim.imaging.grid
+import skarim.imaging.batch
 
 #: The real EVLA Measurement Set kept beside the repository (../shared/data), read-only.
 EVLA_MS = Path(__file__).resolve().parents[2] / "shared" / "data" / "evla_ka_J1008.ms"
@@ -28,11 +28,11 @@ def evla_ms(tmp_path) -> Path:
 def count_passes(monkeypatch):
     """Counts the passes over the Measurement Set that the grid and residual stages start."""
     passes = []
-    iter_chunks = skarim.imaging.grid.iter_chunks
+    iter_chunks = skarim.imaging.batch.iter_chunks
 
     def counted(*args, **kwargs):
         passes.append(1)
         return iter_chunks(*args, **kwargs)
 
-    monkeypatch.setattr(skarim.imaging.grid, "iter_chunks", counted)
+    monkeypatch.setattr(skarim.imaging.batch, "iter_chunks", counted)
     return passes

@@ -38,7 +38,7 @@ from skarim.io.ms_read import Precision, VisChunk, gathered_bytes
 from skarim.io.store import RunStore
 
 if TYPE_CHECKING:
-    from skarim.imaging.grid import ChannelBatch
+    from skarim.imaging.batch import ChannelBatch
 
 __all__ = ["ReorderWriter", "reordered_chunks"]
 

@@ -2,9 +2,9 @@
 
 For a batch of output channels read together (at most
 :func:`skarim.imaging.plan.groups_per_batch` of them: a batch this process read whole before is
-taken from memory, :func:`skarim.imaging.grid.held_batch`; else the store's reordered
+taken from memory, :func:`skarim.imaging.batch.held_batch`; else the store's reordered
 visibilities are read where the grid stage wrote them, :mod:`skarim.imaging.reorder`; else the
-Measurement Set, with a weighting pass, :func:`skarim.imaging.grid.weighting_pass`), the residual
+Measurement Set, with a weighting pass, :func:`skarim.imaging.batch.weighting_pass`), the residual
 visibilities of every row chunk of the Measurement Set are the data less the prediction of
 each channel's model (``ducc0`` ``dirty2vis`` facet by facet, with the same w-gridding and
 offsets as imaging, summed), imaged onto each facet with the run's imaging weights: one
@@ -39,14 +39,14 @@ import numpy as np
 import zarr
 
 from skarim.config import GridConfig, ReadConfig
-from skarim.imaging.grid import (
+from skarim.imaging.batch import (
     ChannelBatch,
     held_batch,
     hold_batch,
-    image_chunk,
     reordered_batch,
     weighting_pass,
 )
+from skarim.imaging.grid import image_chunk
 from skarim.imaging.plan import ChannelGroup, FacetShare, plan_facets, split_batches
 from skarim.imaging.wgridder import Block, image_to_vis
 from skarim.io.ms_meta import open_ms

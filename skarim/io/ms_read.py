@@ -236,14 +236,11 @@ def read_step(meta: MSMeta, cfg: ReadConfig) -> int:
 
 def _read_step(sel: tables.table, meta: MSMeta, cfg: ReadConfig) -> int:
     """``chunk_rows``, else the rows of ``chunk_mb`` MiB of whole cells (:func:`rows_per_chunk`)."""
-    cell = sel.getcell(meta.data_column, 0)  # (nchan_spw, ncorr)
+    cell, spectrum = sel.getcell(meta.data_column, 0), "WEIGHT_SPECTRUM" in sel.colnames()
     return cfg.chunk_rows or rows_per_chunk(
-        cfg.chunk_mb,
-        nchan=cell.shape[0],
-        ncorr=cell.shape[1],
-        data_bytes=cell.dtype.itemsize,
-        weight_spectrum="WEIGHT_SPECTRUM" in sel.colnames(),
-    )
+        cfg.chunk_mb, nchan=cell.shape[0], ncorr=cell.shape[1], data_bytes=cell.dtype.itemsize,
+        weight_spectrum=spectrum,
+    )  # fmt: skip
 
 
 def check_weights(meta: MSMeta, cfg: ReadConfig) -> None:

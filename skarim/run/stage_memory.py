@@ -5,7 +5,7 @@ tiles and windows, facets and their w-planes, output channels per batch
 (:func:`skarim.imaging.plan.groups_per_batch`), rows per read chunk
 (:func:`skarim.io.ms_read.rows_per_chunk`), whether a batch's selection is read whole (in one
 chunk, or gathered from several: :func:`skarim.io.ms_read.gathers`) and
-held (:data:`skarim.imaging.grid.HELD_BATCHES`), the beam's width in pixels.
+held (:data:`skarim.imaging.batch.HELD_BATCHES`), the beam's width in pixels.
 :func:`stage_arrays` gives, per stage, the bytes of what is resident at the task's peak: the
 process, the held batches and weight grids, then the largest of its phases (reading a chunk,
 the imaging weights, a ducc0 call with its float64 facet accumulators, writing a facet; a
@@ -26,7 +26,7 @@ from skarim.beam import fwhm_to_sigma, kernel_reach_pix
 from skarim.config import RunConfig
 from skarim.deconv.major_cycle import PRUNE_SPAN_TILES
 from skarim.deconv.tiles import row_blocks
-from skarim.imaging.grid import HELD_BATCHES
+from skarim.imaging.batch import HELD_BATCHES
 from skarim.imaging.plan import (
     WEIGHT_PADDING,
     channel_groups,

@@ -8,7 +8,7 @@ import pytest
 from msfactory import NPIX, gridded_store, point_sources_ms
 
 import skarim.imaging.grid
-from skarim.imaging.grid import ChannelBatch, weighting_pass
+from skarim.imaging.batch import ChannelBatch, reordered_batch, weighting_pass
 from skarim.imaging.plan import FacetShare, plan_facets
 from skarim.imaging.residual import residual_channels
 from skarim.io.ms_meta import open_ms
@@ -96,12 +96,12 @@ def test_a_reordered_batch_is_read_in_the_rows_given_or_whole_within_the_budget(
     cfg, store, groups = gridded_store(tmp_path, point_sources_ms(tmp_path), "run", reorder=True)
     meta = open_ms(cfg.read)
     budget = cfg.read.model_copy(update={"chunk_rows": None})  # 256 MiB hold all 400 rows
-    batch = skarim.imaging.grid.reordered_batch(store, meta, budget, cfg.grid, groups[1:])
+    batch = reordered_batch(store, meta, budget, cfg.grid, groups[1:])
     assert isinstance(batch, ChannelBatch) and batch.weights is None
     chunks = list(batch.chunks())
     assert len(chunks) == 1 and len(chunks[0].uvw_m) == meta.nrow
     assert chunks[0].vis.shape == (meta.nrow, groups[2].stop - groups[1].start)
     assert batch.held  # read whole: held for the next residual of the process
-    given = skarim.imaging.grid.reordered_batch(store, meta, cfg.read, cfg.grid, groups)
+    given = reordered_batch(store, meta, cfg.read, cfg.grid, groups)
     rows = [len(c.uvw_m) for c in given.chunks()] if given is not None else []
     assert rows == [150, 150, 100]  # chunk_rows 150 of 400 rows: read as given
