@@ -23,6 +23,7 @@ from skarim.cli.options import opt as _opt
 from skarim.cli.options import shown as _shown
 from skarim.cli.plan import plan_command
 from skarim.cli.simulate import simulate_command
+from skarim.cli.train import train_command
 from skarim.config import (
     DeconvConfig,
     GridConfig,
@@ -31,7 +32,7 @@ from skarim.config import (
     RunConfig,
     RunFlags,
 )
-from skarim.errors import InputError, RunInterrupted, SkarimError
+from skarim.errors import RunInterrupted, SkarimError
 from skarim.run.signals import exit_status, interrupts, signal_name
 
 __all__ = ["app", "main"]
@@ -294,31 +295,7 @@ app.command(name="plan")(plan_command(image))
 app.command(name="simulate")(simulate_command)
 
 
-@app.command()
-def train(
-    config: Annotated[Path, typer.Option(help="Training recipe, pipelines/train/<name>.yaml.")],
-    export: Annotated[Path | None, _opt("Copy the best weights here at the end.", "none")] = None,
-) -> None:
-    """Train the RIM on simulated problems (resumes from the run directory's state.pt)."""
-    from skarim.deconv.weights import export_weights
-    from skarim.train.trainer import load_train_config
-    from skarim.train.trainer import train as run_train
-
-    _setup_logging(False)
-    if not config.is_file():
-        raise InputError(f"training config {config} does not exist")
-    cfg = load_train_config(config)
-
-    def show(rec: dict) -> None:
-        log.info(
-            "step %d loss %.3f val SNR %.2f dB (smoothed %.2f dB)",
-            rec["step"], rec["loss"], rec["val"]["snr_db"], rec["val"]["smoothed_snr_db"],
-        )  # fmt: skip
-
-    run = run_train(cfg, log=show)
-    if export is not None:
-        export_weights(run, export, config)
-        log.info("exported weights to %s", export)
+app.command(name="train")(train_command)
 
 
 @app.command()
