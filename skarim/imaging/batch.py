@@ -41,7 +41,8 @@ __all__ = [
 class ChannelBatch:
     """Output channels read together: one selection spanning their input channels.
 
-    Made by :func:`weighting_pass`, which leaves every channel's weight grid finalised.
+    Made by :func:`weighting_pass`, which leaves every channel's weight grid finalised, or
+    by :func:`reordered_batch`, whose chunks carry imaging weights.
 
     Attributes
     ----------
@@ -53,7 +54,7 @@ class ChannelBatch:
         Its read configuration.
     weights : list of WeightGrid or None
         One per group; None when the chunks carry imaging weights already (a batch of
-        :func:`skarim.imaging.reorder.reordered_batch`).
+        :func:`reordered_batch`).
     precision : {"single", "double"}
         Precision of the visibilities and weights read.
     reader : callable, optional
