@@ -81,6 +81,9 @@ class ChannelCycleStats:
         (which it did not lower), Jy/beam.
     unchanged : bool
         The refused cycle changed nothing: the two RMS agree to :data:`REFUSE_RTOL`.
+    pruned : bool
+        The model was pruned and its residual recomputed: ``noise`` is not the noise of the
+        residual left in the store.
     """
 
     channel: int
@@ -93,6 +96,7 @@ class ChannelCycleStats:
     refused_rms: float | None = None
     previous_rms: float | None = None
     unchanged: bool = False
+    pruned: bool = False
 
 
 def finish_cycle(
@@ -245,6 +249,7 @@ def finish_cycle(
                 previous_rms=previous[c] if stopped else None,
                 unchanged=stopped
                 and abs(refused_rms[c] - previous[c]) <= REFUSE_RTOL * previous[c],
+                pruned=group in pruned,
             )
         )
     return out

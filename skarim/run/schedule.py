@@ -150,6 +150,7 @@ class Schedule:
         self.blocks = row_blocks(cfg, runner.n_workers)
         self.pending: dict[int, int] = {}  # batch -> tile tasks of its running cycle still out
         self.sigma: dict[int, float] = {}  # channel -> noise of its running cycle
+        self.residual_noise: dict[int, float] = {}  # channel -> its finished cycle's figure
 
     def done_units(self) -> int:
         """Units the store already holds: tiles gridded, tiles' passes."""
@@ -211,6 +212,8 @@ class Schedule:
             t.residual_s += out.seconds
             for stats in out.channels:
                 self._record(cycle, stats)
+                if not stats.pruned:
+                    self.residual_noise[stats.channel] = stats.noise
                 if stats.stopped or stats.converged:  # its phase's later cycles: done
                     self.on_tiles(self.ntiles * (self._phase_end(cycle) - cycle))
             self._start_cycle(b, cycle + 1)
@@ -276,14 +279,12 @@ class Schedule:
 
     def _start_joint(self, cycle: int) -> None:
         """Joined passes of ``cycle`` over the blocks of tile rows some channel still needs."""
-        from skarim.deconv.noise import channel_sigma
-
         groups = sorted(self.active[JOINT], key=lambda g: g.index)
         if cycle > self.cycles or not groups:
             return
         source = "dirty" if cycle == 1 else "residual"
         for g in groups:
-            self.sigma[g.index] = channel_sigma(self.store, g.index, source, self.wins)
+            self.sigma[g.index] = self._noise(g.index, source)
         sigmas = tuple(self.sigma[g.index] for g in groups)
         markers = np.stack([self.store.array("cycle")[g.index] for g in groups])  # (C, nty, ntx)
         blocks = [r for r in self.blocks if np.any(markers[:, r.start : r.stop] < cycle)]
@@ -294,9 +295,18 @@ class Schedule:
         for rows in blocks:
             self._submit(("rim", JOINT, cycle), joined_pass_task, cycle, rows, sigmas, gpu=gpu)
 
-    def _start_cycle(self, b: int, cycle: int) -> None:
+    def _noise(self, chan: int, source: str) -> float:
+        """Robust noise of a channel's ``source`` image for its next cycle, Jy/beam: the
+        finish task's figure when it is of the residual still in the store (nothing pruned
+        since), measured here otherwise (:func:`skarim.deconv.noise.channel_sigma`)."""
         from skarim.deconv.noise import channel_sigma
 
+        known = self.residual_noise.pop(chan, None)
+        if source == "residual" and known is not None:
+            return known
+        return channel_sigma(self.store, chan, source, self.wins)
+
+    def _start_cycle(self, b: int, cycle: int) -> None:
         if b == JOINT:
             self._start_joint(cycle)
             return
@@ -309,10 +319,10 @@ class Schedule:
             markers = self.store.array("cycle")[chan]  # (nty, ntx)
             blocks = [r for r in self.blocks if np.any(markers[r.start : r.stop] < cycle)]
             if blocks:  # when none, the channel was done before an interruption
-                self.sigma[chan] = sigma = channel_sigma(self.store, chan, source, self.wins)
+                self.sigma[chan] = sigma = self._noise(chan, source)
                 tasks += [(chan, rows, sigma) for rows in blocks]
             elif int(self.store.array("rcycle")[chan]) < cycle:  # its residual is still due
-                self.sigma[chan] = channel_sigma(self.store, chan, source, self.wins)
+                self.sigma[chan] = self._noise(chan, source)
         self.pending[b] = len(tasks)
         if not tasks:
             self._submit_residual(b, cycle)
