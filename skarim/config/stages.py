@@ -214,7 +214,9 @@ class DeconvConfig(_Frozen):
     major_cycles : int
         Exact major cycles of the RIM (predict with ducc0, subtract, re-image).
     weights : Path or None
-        RIM weights file; None takes the weights shipped in the package.
+        RIM weights file; None takes the weights shipped in the package. A network of
+        ``K > 1`` spectral terms deconvolves joined channels only, with
+        ``fit_spectral_pol = K``.
     device : Device
         cpu, cuda or auto.
     margin : int
@@ -268,8 +270,10 @@ class DeconvConfig(_Frozen):
         Side of the local noise box, in synthesised beams (WSClean's ``-local-rms-window``).
     join_channels : bool
         Deconvolve all output channels of a tile together (WSClean's ``-join-channels``):
-        the RIM runs on the weighted mean of the channels' residuals (their MFS) and every
-        channel's model is that MFS model times a spectrum fitted to all channels' residuals;
+        the RIM finds the windows' MFS model (a one-term network from the channels' mean
+        residual, a network of ``fit_spectral_pol`` terms from every channel with its own
+        PSF) and every channel's model is a spectrum fitted to all channels' residuals
+        around it;
         the polish cleans the MFS residual's peaks with fitted spectra; the major cycles
         accept or refuse all channels together (:mod:`skarim.deconv.joined`).
     fit_spectral_pol : int

@@ -4,12 +4,15 @@ With :attr:`skarim.config.DeconvConfig.join_channels` a tile pass reads the wind
 output channels that hold data (``sumwt > 0``), weighted by their sums of weights ``w_c``
 (``a_c = w_c / sum w``, as the MFS image weighs them):
 
-- **RIM phase**: the RIM deconvolves the MFS of the channels, ``sum_c a_c r_c`` with the PSF
-  ``sum_c a_c P_c`` and starting model ``sum_c a_c x0_c`` (the signal-to-noise of all the
-  channels at once); each channel's model is then that MFS model plus spectral terms fitted
-  to all channels' residuals on its support (:func:`skarim.deconv.spectral.fit_joined_model`):
-  a polynomial of ``fit_spectral_pol`` terms in frequency at every pixel, whose weighted mean
-  over the channels is the RIM's MFS model.
+- **RIM phase**: the RIM finds an MFS model of the window (the signal-to-noise of all the
+  channels at once). A one-term network deconvolves the MFS of the channels,
+  ``sum_c a_c r_c``, with the PSF ``sum_c a_c P_c`` and starting model ``sum_c a_c x0_c``; a
+  network of ``fit_spectral_pol`` spectral terms sees every channel with its own PSF
+  (:mod:`skarim.deconv.spectral_rim`), and the MFS model is the weighted mean of its
+  channels' models. Each channel's model is then spectral terms fitted to all channels'
+  residuals on the MFS model's support, starting from it
+  (:func:`skarim.deconv.spectral.fit_joined_model`): a polynomial of ``fit_spectral_pol``
+  terms in frequency at every pixel.
 - **Polish phase**: WSClean's joined-channel Hogbom CLEAN on each window
   (:func:`skarim.deconv.spectral.joined_hogbom`): peaks of the MFS residual, the channels'
   values there fitted with the same polynomial.
@@ -32,13 +35,17 @@ from skarim.config import RunConfig
 from skarim.deconv.deconvolver import WindowBatch, phase_deconvolver
 from skarim.deconv.device import ComputeDevice
 from skarim.deconv.noise import local_box_pix, local_sigma
+from skarim.deconv.rim import RIM
 from skarim.deconv.spectral import (
     fit_joined_model,
     interpolation_matrix,
     joined_hogbom,
     spectral_basis,
 )
+from skarim.deconv.spectral_rim import deconvolve_joined_windows
 from skarim.deconv.tiles import TileWindow, fit_psf, read_windows, tile_windows, write_cores
+from skarim.deconv.weights import cached_rim
+from skarim.deconv.weights_id import run_weights_path
 from skarim.io.store import RunStore
 
 __all__ = ["JoinedChannels", "joined_channels", "deconvolve_joined_rows"]
@@ -253,13 +260,18 @@ class _JoinedPass:
         core: slice,
         mask: np.ndarray | None,
     ) -> tuple[np.ndarray, int]:
-        """The RIM on the MFS windows, then each channel's spectrum fitted on its support."""
+        """The RIM's MFS model of each window, then each channel's spectrum fitted on its
+        support."""
         j, d = self.joined, self.cfg.deconv
         mfs_x0 = j.mfs(x0)  # (b, w, w)
-        batch = WindowBatch(
-            j.mfs(residual), j.mfs(self.psfs), j.mfs_sigma(sigmas), mfs_x0, core, mask
-        )
-        mfs_model, skipped = phase_deconvolver(self.cycle, d, self.device).deconvolve(batch)
+        rim = cached_rim(run_weights_path(d), self.device.device, self.device.dtype)
+        if rim.config.terms > 1:
+            mfs_model, skipped = self._spectral_rim(rim, residual, x0, sigmas, core, mask)
+        else:
+            batch = WindowBatch(
+                j.mfs(residual), j.mfs(self.psfs), j.mfs_sigma(sigmas), mfs_x0, core, mask
+            )
+            mfs_model, skipped = phase_deconvolver(self.cycle, d, self.device).deconvolve(batch)
         out = np.array(x0, dtype=np.float32)  # (D, b, w, w)
         changed = np.flatnonzero(np.any(mfs_model != mfs_x0.astype(np.float32), axis=(1, 2)))
         if changed.size:
@@ -269,6 +281,37 @@ class _JoinedPass:
                 new != 0, d.spectral_iterations, fit_mfs=True,
             )  # fmt: skip
         return out, len(residual[0]) - changed.size
+
+    def _spectral_rim(
+        self,
+        rim: RIM,
+        residual: np.ndarray,
+        x0: np.ndarray,
+        sigmas: np.ndarray,
+        core: slice,
+        mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, int]:
+        """The MFS of the spectral-term RIM's channel models, on the windows whose MFS
+        residual holds a source (the one-term RIM's skip rule); the others keep theirs.
+
+        Returns the ``(b, w, w)`` MFS models (float32) and how many windows were skipped.
+        """
+        j, d = self.joined, self.cfg.deconv
+        mfs, mfs_sigma = j.mfs(residual), j.mfs_sigma(sigmas)  # (b, w, w), (b,)
+        searched = mfs if mask is None else np.where(mask, mfs, 0)
+        busy = np.abs(searched[:, core, core]).max(axis=(1, 2)) >= d.skip_sigma * mfs_sigma
+        if mask is not None:
+            busy &= mask[:, core, core].any(axis=(1, 2))
+        out = j.mfs(x0).astype(np.float32)  # (b, w, w)
+        basis = np.zeros((rim.config.terms, len(j.group_weight)))  # (K, D): fewer channels
+        basis[: len(j.basis)] = j.basis  # than terms leave the higher terms unseen and unused
+        if busy.any():
+            found = j.mfs(deconvolve_joined_windows(
+                rim, residual[:, busy], self.psfs_w, j.group_weight, basis, mfs_sigma[busy],
+                self.device.device, x0=x0[:, busy],
+            ))  # fmt: skip
+            out[busy] = found if mask is None else np.where(mask[busy], found, 0)
+        return out, int(np.count_nonzero(~busy))
 
     def _polish(
         self, residual: np.ndarray, x0: np.ndarray, sigmas: np.ndarray, mask: np.ndarray | None

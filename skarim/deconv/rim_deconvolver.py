@@ -20,6 +20,7 @@ from skarim.deconv.operator import TileOperator
 from skarim.deconv.rim import RIM
 from skarim.deconv.tiles import fit_psf
 from skarim.deconv.weights import cached_rim
+from skarim.deconv.weights_id import run_weights_path
 
 if TYPE_CHECKING:
     from skarim.config import DeconvConfig
@@ -116,7 +117,7 @@ class RimDeconvolver:
         -------
         RimDeconvolver
         """
-        model = cached_rim(deconv.weights, device.device, device.dtype)
+        model = cached_rim(run_weights_path(deconv), device.device, device.dtype)
         return cls(model, device.device, deconv.skip_sigma)
 
     def deconvolve(self, batch: WindowBatch) -> tuple[np.ndarray, int]:

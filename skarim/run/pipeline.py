@@ -38,7 +38,7 @@ import numpy as np
 from astropy.time import Time
 
 from skarim.config import ClusterKind, RunConfig
-from skarim.errors import InputError, RunInterrupted
+from skarim.errors import InputError, RunInterrupted, WeightsError
 from skarim.imaging.plan import channel_groups
 from skarim.imaging.wgridder import CONVENTIONS
 from skarim.io.ms_meta import MSMeta, open_ms
@@ -133,11 +133,11 @@ def open_run_store(cfg: RunConfig, meta: MSMeta, overwrite: bool | None = None) 
     ``overwrite`` defaults to ``cfg.output.overwrite``; see
     :meth:`skarim.io.store.RunStore.open_or_create` for the refusal of a mismatched store.
     """
-    from skarim.deconv.weights_id import weights_sha256
+    from skarim.deconv.weights_id import run_weights_path, weights_sha256
 
     return RunStore.open_or_create(
         cfg.output.store_path,
-        config=cfg.fingerprint_dict(weights_sha256(cfg.deconv.weights)),
+        config=cfg.fingerprint_dict(weights_sha256(run_weights_path(cfg.deconv))),
         ms_fingerprint=meta.fingerprint,
         wcs=image_wcs(cfg, meta),
         tile=cfg.grid.tile,
@@ -341,8 +341,16 @@ def _check_deconvolver(cfg: RunConfig) -> None:
 
     from skarim.deconv.device import select_device
     from skarim.deconv.weights import cached_rim
+    from skarim.deconv.weights_id import run_weights_path
 
-    cached_rim(cfg.deconv.weights, torch.device("cpu"))
+    d = cfg.deconv
+    weights = run_weights_path(d)
+    terms = cached_rim(weights, torch.device("cpu")).config.terms
+    if terms > 1 and not (d.join_channels and d.fit_spectral_pol == terms):
+        raise WeightsError(
+            f"RIM weights {weights} have {terms} spectral terms: they deconvolve joined "
+            f"channels, with --join-channels --fit-spectral-pol {terms}"
+        )
     if cfg.cluster.kind in (ClusterKind.sync, ClusterKind.local) and cfg.cluster.scheduler is None:
         select_device(cfg.deconv.device)  # this machine runs the tasks
 

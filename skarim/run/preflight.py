@@ -76,8 +76,9 @@ def rim_steps(cfg: RunConfig) -> int:
     import torch
 
     from skarim.deconv.weights import cached_rim
+    from skarim.deconv.weights_id import run_weights_path
 
-    return cached_rim(cfg.deconv.weights, torch.device("cpu")).config.steps
+    return cached_rim(run_weights_path(cfg.deconv), torch.device("cpu")).config.steps
 
 
 def preflight(cfg: RunConfig, obs: Observation, costs: Costs | None = None) -> RunBudget | None:
