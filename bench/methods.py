@@ -77,6 +77,8 @@ class RunSpec:
         Longest a run may take before it is killed and reported as ``timeout``.
     weights : Path or None
         RIM weights skarim deconvolves with (``--weights``); the shipped ones when None.
+    joined_weights : Path or None
+        RIM weights of ``skarim_joined`` (a spectral-term network's); ``weights`` when None.
     """
 
     case: Case
@@ -87,6 +89,7 @@ class RunSpec:
     skarim_has_device_flag: bool
     timeout_s: float | None = None
     weights: Path | None = None
+    joined_weights: Path | None = None
 
 
 @dataclass
@@ -127,7 +130,9 @@ def _fresh(spec: RunSpec, method: str) -> Path:
     return out
 
 
-def _skarim_cmd(spec: RunSpec, prefix: Path, dirty_only: bool) -> list[str]:
+def _skarim_cmd(
+    spec: RunSpec, prefix: Path, dirty_only: bool, weights: Path | None = None
+) -> list[str]:
     c = spec.case
     # skarim plans its workers from the cores it may use, as a user's run does: the run's
     # threads are those cores (``taskset`` when fewer than this process may use)
@@ -141,8 +146,8 @@ def _skarim_cmd(spec: RunSpec, prefix: Path, dirty_only: bool) -> list[str]:
         cmd += ["--device", spec.device]
     if dirty_only:
         cmd.append("--dirty-only")
-    elif spec.weights is not None:
-        cmd += ["--weights", str(spec.weights)]
+    elif (weights or spec.weights) is not None:
+        cmd += ["--weights", str(weights or spec.weights)]
     return cmd
 
 
@@ -191,7 +196,8 @@ def command_line(method: str, spec: RunSpec, prefix: Path) -> list[str]:
     if method == "skarim_dirty":
         return _skarim_cmd(spec, prefix, True)
     if method in _SKARIM_EXTRA:
-        return [*_skarim_cmd(spec, prefix, False), *_SKARIM_EXTRA[method]]
+        weights = spec.joined_weights if method == "skarim_joined" else None
+        return [*_skarim_cmd(spec, prefix, False, weights), *_SKARIM_EXTRA[method]]
     return _wsclean_cmd(spec, prefix, _WSCLEAN_EXTRA[method])
 
 

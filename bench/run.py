@@ -4,6 +4,7 @@ Usage::
 
     python bench/run.py [--quick] [--device cpu|cuda] [--cases a,b] [--out DIR] [--threads N]
                         [--timeout S] [--clean] [--seed N] [--weights FILE]
+                        [--joined-weights FILE]
 
 For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``extended``, ``hdr``,
 ``large``, ``spectral``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2
@@ -71,6 +72,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--weights", type=Path, default=None,
         help="RIM weights for skarim's deconvolving runs (default: the shipped ones)",
+    )  # fmt: skip
+    p.add_argument(
+        "--joined-weights", type=Path, default=None,
+        help="RIM weights of skarim's joined-channel runs (default: as --weights)",
     )  # fmt: skip
     p.add_argument(
         "--seed", type=int, default=None,
@@ -143,8 +148,9 @@ def _run_case(case: Case, out: Path, args: argparse.Namespace, has_device: bool)
     _say(f"[{case.name}] simulated {sim.nrow} rows x {case.nchan} channels, "
          f"{case.npix}^2 at {case.cell_arcsec:g} arcsec in {simulate_s:.1f} s")  # fmt: skip
     weights = args.weights.resolve() if args.weights else None
+    joined = args.joined_weights.resolve() if args.joined_weights else None
     spec = RunSpec(case, sim.ms_path.resolve(), workdir.resolve(), args.threads, args.device,
-                   has_device, args.timeout, weights)  # fmt: skip
+                   has_device, args.timeout, weights, joined)  # fmt: skip
     runs: dict[str, MethodRun] = {}
     names = methods_for(case)
     speed = [n for n in SPEED_METHODS if n in names]
@@ -211,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         "epsilon": EPSILON,
         "skarim_device_flag_passed": has_device,
         "skarim_weights": str(args.weights.resolve()) if args.weights else "shipped",
+        "skarim_joined_weights": str(args.joined_weights.resolve())
+        if args.joined_weights
+        else "as skarim_weights",
         "versions": tool_versions(),
     }
     records = [_run_case(case, out, args, has_device) for case in cases]
