@@ -264,7 +264,7 @@ def _run(
     groups = channel_groups(len(meta.freq_hz), cfg.grid.channels_out)
     with open_runner(cfg) as runner:
         device = "cpu" if cfg.dirty_only else _task_device_name(cfg, runner)
-        rim = "" if cfg.dirty_only else f"; RIM on {device}"
+        rim = "" if cfg.dirty_only else f"; RIM on {device}, weights {_weights_name(cfg)}"
         log.info("tasks run on %s%s", runner.describe(), rim)
         ctx = TaskContext(cfg.output.store_path.resolve(), runner.threads, device)
         schedule = Schedule(_for_workers(cfg), store, groups, runner, ctx, on_tiles)
@@ -353,6 +353,14 @@ def _check_deconvolver(cfg: RunConfig) -> None:
         )
     if cfg.cluster.kind in (ClusterKind.sync, ClusterKind.local) and cfg.cluster.scheduler is None:
         select_device(cfg.deconv.device)  # this machine runs the tasks
+
+
+def _weights_name(cfg: RunConfig) -> str:
+    """The run's RIM weights for its log: the shipped file's name, or the path it was given."""
+    from skarim.deconv.weights_id import run_weights_path
+
+    path = run_weights_path(cfg.deconv)
+    return f"{path.name} (shipped)" if cfg.deconv.weights is None else str(path)
 
 
 def _task_device_name(cfg: RunConfig, runner: TaskRunner) -> str:

@@ -3,6 +3,8 @@ batch, a power-law source, and the weights a run refuses."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -130,15 +132,18 @@ def _config(tmp_path, ms, weights, **deconv) -> RunConfig:
     )
 
 
-def test_a_joined_run_with_spectral_weights_keeps_a_power_law(tmp_path):
+def test_a_joined_run_with_spectral_weights_keeps_a_power_law(tmp_path, caplog, monkeypatch):
     from astropy.io import fits
 
+    monkeypatch.setattr(logging.getLogger("skarim"), "propagate", True)  # after a CLI test
     freq = np.linspace(1.0e9, 1.6e9, 4)
     ms = _power_law_ms(tmp_path, freq, -0.7)
     weights = tmp_path / "two-terms.pt"
     save_weights(expand_terms(load_rim(None, CPU), 2), weights)
     cfg = _config(tmp_path, ms, weights, join_channels=True, fit_spectral_pol=2)
-    model = fits.getdata(run_imaging(cfg).products["model"])[0]  # (chan, y, x)
+    with caplog.at_level(logging.INFO, logger="skarim"):
+        model = fits.getdata(run_imaging(cfg).products["model"])[0]  # (chan, y, x)
+    assert any(f"weights {weights}" in r.getMessage() for r in caplog.records)  # the log says
     flux = model[:, 37:44, 17:24].sum(axis=(1, 2))
     assert np.all(flux > 0)
     alpha = np.polyfit(np.log(freq / freq.mean()), np.log(flux), 1)[0]
