@@ -225,7 +225,7 @@ def image(
         int | None,
         _opt(
             "With --join-channels, a polynomial of this many terms in frequency per pixel "
-            "(0: each channel free).",
+            "(0: each channel free); 2 takes the shipped joined-channel RIM.",
             _shown(DeconvConfig, "fit_spectral_pol"),
         ),
     ] = None,
@@ -245,7 +245,7 @@ def image(
             "--save-source-list",
         ),
     ] = False,
-    weights: Annotated[Path | None, _opt("RIM weights.", "the shipped weights")] = None,
+    weights: Annotated[Path | None, _opt("RIM weights.", "shipped; see --fit-spectral-pol")] = None,
     device: Annotated[
         str | None, _opt("cpu | cuda | auto.", _shown(DeconvConfig, "device"))
     ] = None,
