@@ -66,6 +66,17 @@ class WindowBatch:
         """``(batch, w, w)`` windows zeroed outside the mask (as they are without one)."""
         return image if self.mask is None else np.where(self.mask, image, 0)
 
+    def holding_sources(self, skip_sigma: float) -> np.ndarray:
+        """``(batch,)`` bool: the windows whose core's absolute residual inside the mask
+        reaches ``skip_sigma`` times their noise (``DeconvConfig.skip_sigma``); with a mask,
+        only those whose core meets it."""
+        core = self.core
+        peak = np.abs(self.in_mask(self.residual)[:, core, core]).max(axis=(1, 2))  # (b,)
+        busy = peak >= skip_sigma * self.sigmas
+        if self.mask is not None:  # a tile wholly outside the mask is left as it is
+            busy &= self.mask[:, core, core].any(axis=(1, 2))
+        return busy
+
 
 class TileDeconvolver(Protocol):
     """Deconvolves a batch of windows of one channel."""

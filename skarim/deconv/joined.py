@@ -297,11 +297,9 @@ class _JoinedPass:
         Returns the ``(b, w, w)`` MFS models (float32) and how many windows were skipped.
         """
         j, d = self.joined, self.cfg.deconv
-        mfs, mfs_sigma = j.mfs(residual), j.mfs_sigma(sigmas)  # (b, w, w), (b,)
-        searched = mfs if mask is None else np.where(mask, mfs, 0)
-        busy = np.abs(searched[:, core, core]).max(axis=(1, 2)) >= d.skip_sigma * mfs_sigma
-        if mask is not None:
-            busy &= mask[:, core, core].any(axis=(1, 2))
+        mfs_sigma = j.mfs_sigma(sigmas)  # (b,)
+        windows = WindowBatch(j.mfs(residual), j.mfs(self.psfs), mfs_sigma, None, core, mask)
+        busy = windows.holding_sources(d.skip_sigma)
         out = j.mfs(x0).astype(np.float32)  # (b, w, w)
         basis = np.zeros((rim.config.terms, len(j.group_weight)))  # (K, D): fewer channels
         basis[: len(j.basis)] = j.basis  # than terms leave the higher terms unseen and unused

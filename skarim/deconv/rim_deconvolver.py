@@ -131,13 +131,9 @@ class RimDeconvolver:
             ``(batch, w, w)`` model windows, Jy/pixel, float32, and how many windows were
             left as they were (their starting model, zero when ``x0`` is None).
         """
-        residual, x0, core = batch.residual, batch.x0, batch.core
+        residual, x0, sigmas = batch.residual, batch.x0, batch.sigmas
         out = np.zeros_like(residual) if x0 is None else x0.copy()  # (b, w, w)
-        peak = np.abs(batch.in_mask(residual)[:, core, core]).max(axis=(1, 2))  # (b,) cores
-        sigmas = batch.sigmas
-        busy = peak >= self.skip_sigma * sigmas
-        if batch.mask is not None:  # a tile wholly outside the mask is left as it is
-            busy &= batch.mask[:, core, core].any(axis=(1, 2))
+        busy = batch.holding_sources(self.skip_sigma)
         skipped = int(np.count_nonzero(~busy))
         if busy.any():
             start = None if x0 is None else x0[busy]
