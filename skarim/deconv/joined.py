@@ -264,13 +264,13 @@ class _JoinedPass:
         support."""
         j, d = self.joined, self.cfg.deconv
         mfs_x0 = j.mfs(x0)  # (b, w, w)
+        batch = WindowBatch(
+            j.mfs(residual), j.mfs(self.psfs), j.mfs_sigma(sigmas), mfs_x0, core, mask
+        )
         rim = cached_rim(run_weights_path(d), self.device.device, self.device.dtype)
         if rim.config.terms > 1:
-            mfs_model, skipped = self._spectral_rim(rim, residual, x0, sigmas, core, mask)
+            mfs_model, skipped = self._spectral_rim(rim, residual, x0, batch)
         else:
-            batch = WindowBatch(
-                j.mfs(residual), j.mfs(self.psfs), j.mfs_sigma(sigmas), mfs_x0, core, mask
-            )
             mfs_model, skipped = phase_deconvolver(self.cycle, d, self.device).deconvolve(batch)
         out = np.array(x0, dtype=np.float32)  # (D, b, w, w)
         changed = np.flatnonzero(np.any(mfs_model != mfs_x0.astype(np.float32), axis=(1, 2)))
@@ -283,32 +283,25 @@ class _JoinedPass:
         return out, len(residual[0]) - changed.size
 
     def _spectral_rim(
-        self,
-        rim: RIM,
-        residual: np.ndarray,
-        x0: np.ndarray,
-        sigmas: np.ndarray,
-        core: slice,
-        mask: np.ndarray | None,
+        self, rim: RIM, residual: np.ndarray, x0: np.ndarray, mfs: WindowBatch
     ) -> tuple[np.ndarray, int]:
         """The MFS of the spectral-term RIM's channel models, on the windows whose MFS
-        residual holds a source (the one-term RIM's skip rule); the others keep theirs.
+        residual (``mfs``) holds a source (the one-term RIM's skip rule); the others keep
+        their MFS models.
 
         Returns the ``(b, w, w)`` MFS models (float32) and how many windows were skipped.
         """
-        j, d = self.joined, self.cfg.deconv
-        mfs_sigma = j.mfs_sigma(sigmas)  # (b,)
-        windows = WindowBatch(j.mfs(residual), j.mfs(self.psfs), mfs_sigma, None, core, mask)
-        busy = windows.holding_sources(d.skip_sigma)
-        out = j.mfs(x0).astype(np.float32)  # (b, w, w)
+        j = self.joined
+        busy = mfs.holding_sources(self.cfg.deconv.skip_sigma)
+        out = mfs.x0.astype(np.float32)  # (b, w, w)
         basis = np.zeros((rim.config.terms, len(j.group_weight)))  # (K, D): fewer channels
         basis[: len(j.basis)] = j.basis  # than terms leave the higher terms unseen and unused
         if busy.any():
             found = j.mfs(deconvolve_joined_windows(
-                rim, residual[:, busy], self.psfs_w, j.group_weight, basis, mfs_sigma[busy],
+                rim, residual[:, busy], self.psfs_w, j.group_weight, basis, mfs.sigmas[busy],
                 self.device.device, x0=x0[:, busy],
             ))  # fmt: skip
-            out[busy] = found if mask is None else np.where(mask[busy], found, 0)
+            out[busy] = found if mfs.mask is None else np.where(mfs.mask[busy], found, 0)
         return out, int(np.count_nonzero(~busy))
 
     def _polish(
