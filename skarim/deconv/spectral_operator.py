@@ -55,12 +55,14 @@ class SpectralOperator:
         """Back-projection ``d_k = sum_c a_c q_kc images_c``, ``(b, C, t, t) -> (b, K, t, t)``."""
         return torch.einsum("bkc,bc,bcyx->bkyx", self.basis, self.weight, images)
 
+    def convolved(self, images: torch.Tensor) -> torch.Tensor:
+        """Each channel's ``PSF_c (*) x_c``, ``(b, C, t, t)`` -> ``(b, C, t, t)``."""
+        b, c = self.shape
+        return self.channels.normal(images.reshape(b * c, *images.shape[2:])).reshape(images.shape)
+
     def normal(self, terms: torch.Tensor) -> torch.Tensor:
         """``N(B)``: the channels' ``PSF_c (*) x_c`` back-projected, ``(b, K, t, t)``."""
-        b, c = self.shape
-        x = self.images(terms)  # (b, C, t, t)
-        convolved = self.channels.normal(x.reshape(b * c, *x.shape[2:])).reshape(x.shape)
-        return self.terms_of(convolved)
+        return self.terms_of(self.convolved(self.images(terms)))
 
     def precondition(self, r: torch.Tensor) -> torch.Tensor:
         """Every term through the MFS PSF's Fourier preconditioner, ``(b, K, t, t)``."""

@@ -80,15 +80,8 @@ def deconvolve_joined_windows(
         start = None
         if x0 is not None:
             x0_chan = tensor(x0[:, part]).transpose(0, 1)  # (n, D, w, w)
-            dirty = dirty + _convolved(op, x0_chan)
+            dirty = dirty + op.convolved(x0_chan)
             start = op.terms_of(x0_chan)  # (n, K, w, w)
         terms = model(op.terms_of(dirty), tensor(sigmas[part]), op, x0=start)[-1]
         out[:, part] = op.images(terms).transpose(0, 1).cpu().numpy()
     return out
-
-
-def _convolved(op: SpectralOperator, images: torch.Tensor) -> torch.Tensor:
-    """Each channel's ``PSF_c (*) x_c``, ``(n, D, w, w)``."""
-    n, c = images.shape[:2]
-    flat = images.reshape(n * c, *images.shape[2:])
-    return op.channels.normal(flat).reshape(images.shape)
