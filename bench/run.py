@@ -6,8 +6,8 @@ Usage::
                         [--timeout S] [--clean] [--seed N] [--weights FILE]
                         [--joined-weights FILE]
 
-For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``extended``, ``hdr``,
-``large``, ``spectral``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2
+For every case (:mod:`cases`: ``meerkat``, ``vla_snapshot``, ``vla_short``, ``extended``,
+``hdr``, ``large``, ``spectral``; ``--quick`` keeps ``meerkat`` at 512^2 and ``hdr`` at 256^2 with 2
 channels and 30 min tracks, and ``spectral`` at 256^2 with 8 channels) it simulates a
 Measurement Set and its truth with skarim's simulator, then runs each method of
 :mod:`methods` as its own process (skarim dirty-only, skarim deconvolved, skarim's RIM

@@ -18,7 +18,7 @@ from skarim.deconv.rim import RIM
 if TYPE_CHECKING:
     from skarim.train.gpu_problems import WindowProblems
 
-__all__ = ["smooth_images", "warm_starts", "window_loss"]
+__all__ = ["faint_loss", "smooth_images", "warm_starts", "window_loss"]
 
 
 class _Problems(Protocol):
@@ -37,6 +37,47 @@ def smooth_images(images: torch.Tensor, fwhm_pix: torch.Tensor) -> torch.Tensor:
     kernel = torch.exp(-2 * np.pi**2 * sig**2 * (kx**2 + ky**2))  # (b, 2t, t+1)
     spec = torch.fft.rfft2(images, s=(2 * ny, 2 * nx)) * kernel
     return torch.fft.irfft2(spec, s=(2 * ny, 2 * nx))[:, :ny, :nx]
+
+
+def faint_loss(
+    estimate: torch.Tensor,
+    truth: torch.Tensor,
+    sigma: torch.Tensor,
+    fwhm_pix: torch.Tensor,
+    knee_sigma: float = 3.0,
+) -> torch.Tensor:
+    """Relative error (dB) of beam-smoothed images compressed by ``asinh``, per problem.
+
+    Both images are smoothed to the beam and expressed in Jy/beam (a point of ``F`` Jy peaks
+    at ``F``), then mapped through ``asinh(image / (knee_sigma * sigma))``: linear up to a few
+    times the noise, logarithmic above. A source ten times the noise then weighs about as
+    much as one a thousand times brighter, where the SNR terms count only a tile's brightest
+    source.
+
+    Parameters
+    ----------
+    estimate, truth : torch.Tensor
+        ``(b, t, t)`` images, Jy/pixel.
+    sigma : torch.Tensor
+        ``(b,)`` image noise, Jy/beam.
+    fwhm_pix : torch.Tensor
+        ``(b,)`` synthesised-beam FWHM, pixels.
+    knee_sigma : float
+        Where the compression turns from linear to logarithmic, in noise units.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b,)`` ``10 log10(|c(x) - c(truth)|^2 / |c(truth)|^2)``.
+    """
+    sig = fwhm_to_sigma(fwhm_pix).to(truth.dtype)
+    per_beam = (2 * np.pi * sig**2).reshape(-1, 1, 1)  # Jy/pixel smoothed -> Jy/beam
+    knee = (knee_sigma * sigma.to(truth.dtype)).reshape(-1, 1, 1)
+    c_est = torch.asinh(smooth_images(estimate, fwhm_pix) * per_beam / knee)
+    c_true = torch.asinh(smooth_images(truth, fwhm_pix) * per_beam / knee)
+    signal = (c_true**2).sum(dim=(-2, -1))
+    err = ((c_est - c_true) ** 2).sum(dim=(-2, -1))
+    return 10 * torch.log10((err + 1e-12 * signal) / signal)
 
 
 def warm_starts(model: RIM, problems: _Problems, fraction: float) -> torch.Tensor | None:

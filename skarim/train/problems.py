@@ -33,6 +33,7 @@ __all__ = [
     "make_batch",
     "random_observation",
     "random_tile_sky",
+    "with_bright_source",
     "sampling_psf",
 ]
 
@@ -63,6 +64,14 @@ class ProblemConfig:
         Fraction of problems given a context sky (with ``context_pix > 0``).
     context_flux : tuple of float
         Brightest context pixel over the tile's brightest, drawn log-uniformly.
+    bright_prob : float
+        Fraction of tiles given one bright point source on top of their sky
+        (:func:`with_bright_source`): faint emission beside a source up to ``1e4`` times
+        brighter, as a pipeline window near a bright source holds. The skies the default
+        draws span one or two decades of flux.
+    bright_ratio : tuple of float
+        The bright source's flux over the tile's brightest pixel before it, drawn
+        log-uniformly.
     """
 
     tile: int = 64
@@ -74,6 +83,8 @@ class ProblemConfig:
     context_pix: int = 0
     context_prob: float = 0.5
     context_flux: tuple[float, float] = (0.01, 10.0)
+    bright_prob: float = 0.0
+    bright_ratio: tuple[float, float] = (10.0, 1e4)
 
 
 @dataclass
@@ -230,6 +241,30 @@ def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.
     return sky / sky.max()
 
 
+def with_bright_source(
+    rng: np.random.Generator, sky: np.ndarray, ratio: tuple[float, float]
+) -> np.ndarray:
+    """A sky with one point source added on a random pixel, brightest pixel 1 again.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    sky : numpy.ndarray
+        ``(t, t)`` non-negative sky, maximum 1.
+    ratio : tuple of float
+        Bounds of the new source's flux over ``sky``'s maximum, drawn log-uniformly.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(t, t)`` sky, maximum 1: the old sky is ``1 / ratio`` of the new source or fainter.
+    """
+    out = sky.copy()
+    flux = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+    out[rng.integers(0, sky.shape[0]), rng.integers(0, sky.shape[1])] += flux
+    return out / out.max()
+
+
 @dataclass(frozen=True)
 class Observation:
     """A random observation's uv coverage and imaging choices (:func:`random_observation`).
@@ -306,6 +341,8 @@ def make_batch(
         psf, beam_pix = obs.psf(side), obs.pixels_per_beam  # (2 side, 2 side)
         field = np.zeros((side, side))
         field[inner] = sky(rng, t, beam_pix)
+        if cfg.bright_prob and rng.random() < cfg.bright_prob:
+            field[inner] = with_bright_source(rng, field[inner], cfg.bright_ratio)
         if c and rng.random() < cfg.context_prob:
             ratio = np.exp(rng.uniform(*np.log(cfg.context_flux)))
             field += ratio * sky(rng, side, beam_pix)

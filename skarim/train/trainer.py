@@ -29,7 +29,7 @@ from skarim.deconv.device import select_device
 from skarim.deconv.rim import RIM, RIMConfig, expand_terms
 from skarim.deconv.weights import atomic_save, read_weights, save_weights
 from skarim.metrics import smoothed_snr_db, snr_db
-from skarim.train.objective import smooth_images, warm_starts
+from skarim.train.objective import faint_loss, smooth_images, warm_starts
 from skarim.train.problems import ProblemBatch, ProblemConfig, make_batch
 from skarim.train.spectral_problems import SpectralBatch, SpectralConfig, make_spectral_batch
 
@@ -73,6 +73,9 @@ class TrainConfig:
         Steps between validations (and checkpoints).
     smooth_loss_weight : float
         Weight of the loss term on beam-smoothed images.
+    faint_loss_weight : float
+        Weight of the loss term on beam-smoothed images compressed by ``asinh`` at a few
+        times the noise (:func:`~skarim.train.objective.faint_loss`): 0 leaves it out.
     seed : int
         Seed of the training stream; validation uses ``seed + 1000003``.
     device : str
@@ -103,6 +106,7 @@ class TrainConfig:
     val_problems: int = 48
     val_every: int = 250
     smooth_loss_weight: float = 1.0
+    faint_loss_weight: float = 0.0
     seed: int = 0
     device: str = "auto"
     threads: int = 2
@@ -169,11 +173,14 @@ def rim_loss(
     batch: ProblemBatch,
     smooth_weight: float,
     raw_weight: float = 0.25,
+    faint_weight: float = 0.0,
 ) -> torch.Tensor:
     """Negative SNR (dB) against truth, beam-smoothed and raw, averaged over problems and steps.
 
     The loss is the validation metric itself: scale-free, so faint and bright skies count
-    alike, and every unrolled step is scored.
+    alike, and every unrolled step is scored. ``faint_weight`` adds
+    :func:`~skarim.train.objective.faint_loss`, which counts faint sources beside a bright
+    one in the same tile.
     """
     truth_s = smooth_images(batch.truth, batch.beam_fwhm_pix)  # (b, t, t)
     sig_raw = (batch.truth**2).sum(dim=(-2, -1))  # (b,)
@@ -186,6 +193,9 @@ def rim_loss(
             total + raw_weight * (10 * torch.log10((err_raw + 1e-12 * sig_raw) / sig_raw)).mean()
         )
         total = total + smooth_weight * (10 * torch.log10((err_s + 1e-12 * sig_s) / sig_s)).mean()
+        if faint_weight:
+            faint = faint_loss(x, batch.truth, batch.sigma, batch.beam_fwhm_pix)
+            total = total + faint_weight * faint.mean()
     return total / len(estimates)
 
 
@@ -282,7 +292,12 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
             x0 = warm_starts(model, batch, cfg.warm_start)
             est = model(batch.dirty, batch.sigma, op, x0=x0)
             images = [batch.channel_images(e).float() for e in est]
-            loss = rim_loss(images, batch.per_channel, cfg.smooth_loss_weight)
+            loss = rim_loss(
+                images,
+                batch.per_channel,
+                cfg.smooth_loss_weight,
+                faint_weight=cfg.faint_loss_weight,
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from skarim.train.gpu_problems import WindowConfig, draw_windows
-from skarim.train.objective import window_loss
+from skarim.train.objective import faint_loss, window_loss
 
 CFG = WindowConfig(core=24, halo=6, context=0, layouts=("vla.c",), empty_prob=0.0)
 
@@ -37,3 +37,21 @@ def test_on_a_noise_only_window_one_invented_source_of_sigma_costs_3_db():
     # raw: 10 log10(2); smoothed: the same up to the pixel sampling of the beam
     loss = float(window_loss([x], win, smooth_weight=1.0, raw_weight=0.25))
     assert loss == pytest.approx(1.25 * 10 * np.log10(2), abs=0.1)
+
+
+def test_the_faint_loss_counts_a_missed_faint_source_where_the_snr_does_not():
+    truth = torch.zeros(2, 48, 48, dtype=torch.float64)
+    truth[:, 24, 24], truth[:, 10, 36] = 1.0, 1e-3  # 1e4 and 10 times the noise
+    sigma = torch.full((2,), 1e-4, dtype=torch.float64)
+    fwhm = torch.full((2,), 3.0, dtype=torch.float64)
+    missed = truth.clone()
+    missed[:, 10, 36] = 0.0  # the faint source left out
+    bright_off = truth.clone()
+    bright_off[:, 24, 24] = 1.001  # the same flux error on the bright source
+    snr = [10 * torch.log10((truth**2).sum() / ((x - truth) ** 2).sum()) for x in (missed,
+           bright_off)]  # fmt: skip
+    assert float(snr[0]) == pytest.approx(float(snr[1]), abs=1e-6)  # alike to the SNR
+    faint_missed = faint_loss(missed, truth, sigma, fwhm)
+    faint_bright = faint_loss(bright_off, truth, sigma, fwhm)
+    assert torch.all(faint_missed > faint_bright + 40.0)  # dB
+    assert torch.all(faint_loss(truth, truth, sigma, fwhm) < -100.0)

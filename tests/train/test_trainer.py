@@ -75,3 +75,19 @@ def test_init_weights_of_another_size_are_refused(tmp_path):
                       init_from=str(tmp_path / "init.pt"))  # fmt: skip
     with pytest.raises(ValueError, match="another size"):
         train(cfg)
+
+
+def test_a_run_with_the_faint_loss_on_bright_source_tiles_trains(tmp_path):
+    rim = _trained_a_little()
+    save_weights(rim, tmp_path / "init.pt")
+    problems = ProblemConfig(**{**SMALL.__dict__, "bright_prob": 1.0})
+    cfg = TrainConfig(
+        run_dir=str(tmp_path / "run"), rim=RIMConfig(hidden=4, steps=2), problems=problems,
+        batch=2, total_steps=2, val_problems=2, val_every=2, warmup_steps=1, threads=1,
+        device="cpu", faint_loss_weight=0.5, init_from=str(tmp_path / "init.pt"),
+    )  # fmt: skip
+    train(cfg)
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["loss"])
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert not torch.equal(state["model"]["out.weight"], rim.out.weight)
