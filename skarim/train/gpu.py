@@ -33,6 +33,7 @@ from skarim.deconv.rim import RIMConfig
 from skarim.deconv.weights import load_rim
 from skarim.errors import InputError, SkarimError
 from skarim.train.gpu_problems import WindowConfig
+from skarim.train.gpu_sky import SkyConfig
 from skarim.train.gpu_trainer import Budget, GpuTrainConfig, train_gpu
 
 __all__ = ["config_from_flags", "main"]
@@ -49,12 +50,15 @@ _RECIPE_FLAGS = {
     "val_problems": (None, "val_problems"),
     "seed": (None, "seed"),
     "init": (None, "init"),
+    "faint_loss_weight": (None, "faint_loss_weight"),
+    "bright_prob": ("sky", "bright_prob"),
 }
 
 
 def _recipe_value(cfg: GpuTrainConfig, flag: str) -> Any:
     part, name = _RECIPE_FLAGS[flag]
-    return getattr(getattr(cfg, part) if part else cfg, name)
+    owner = {None: cfg, "rim": cfg.rim, "problems": cfg.problems, "sky": cfg.problems.sky}
+    return getattr(owner[part], name)
 
 
 def config_from_flags(args: argparse.Namespace) -> GpuTrainConfig:
@@ -85,15 +89,18 @@ def config_from_flags(args: argparse.Namespace) -> GpuTrainConfig:
             raise InputError(f"--{flag.replace('_', '-')} must be at least {least}")
     if not 0 <= given.get("warm_start", 0) <= 1 or given.get("lr", 1) <= 0:
         raise InputError("--warm-start must be within [0, 1] and --lr positive")
+    if not 0 <= given.get("bright_prob", 0) <= 1 or given.get("faint_loss_weight", 0) < 0:
+        raise InputError("--bright-prob must be within [0, 1] and --faint-loss-weight >= 0")
     rim = RIMConfig()
     if args.init:  # the sizes of the network it holds, read without running code
         rim = load_rim(Path(args.init), torch.device("cpu")).config
     rim = RIMConfig(hidden=given.pop("hidden", rim.hidden), steps=given.pop("steps", rim.steps))
     window = {k: given.pop(k) for k in ("core", "halo", "context") if k in given}
+    sky = SkyConfig(bright_prob=given.pop("bright_prob", SkyConfig.bright_prob))
     return GpuTrainConfig(
         out=str(args.out),
         rim=rim,
-        problems=WindowConfig(**window),
+        problems=WindowConfig(**window, sky=sky),
         batch=args.batch or GpuTrainConfig.batch,
         **given,
     )
@@ -120,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
         ("warm-start", float),
         ("val-problems", int),
         ("seed", int),
+        ("faint-loss-weight", float),
+        ("bright-prob", float),
     ):
         p.add_argument(f"--{flag}", type=kind, default=None)
     return p

@@ -65,6 +65,9 @@ class GpuTrainConfig:
         Seed of the training stream and, offset, of the validation windows.
     init : str or None
         Weights file a new run starts from.
+    faint_loss_weight : float
+        Weight of the loss term that counts sources near the noise
+        (:func:`skarim.train.objective.faint_loss`); 0 leaves it out.
     """
 
     out: str
@@ -77,6 +80,7 @@ class GpuTrainConfig:
     val_problems: int = 64
     seed: int = 0
     init: str | None = None
+    faint_loss_weight: float = 0.0
 
     @property
     def passes(self) -> int:
@@ -132,7 +136,7 @@ def _train_step(
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         x0 = warm_starts(model, win, cfg.warm_start)
         est = model(win.dirty, win.sigma, TileOperator(win.psf), x0=x0)
-        loss = window_loss([e.float() for e in est], win)
+        loss = window_loss([e.float() for e in est], win, faint_weight=cfg.faint_loss_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

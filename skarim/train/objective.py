@@ -100,6 +100,7 @@ def window_loss(
     problems: WindowProblems,
     smooth_weight: float = 1.0,
     raw_weight: float = 0.25,
+    faint_weight: float = 0.0,
 ) -> torch.Tensor:
     """Negative SNR (dB) of the windows' cores against truth, over problems and steps.
 
@@ -118,6 +119,8 @@ def window_loss(
         Truth, noise, beam and core of the windows.
     smooth_weight, raw_weight : float
         Weights of the smoothed and raw terms.
+    faint_weight : float
+        Weight of :func:`faint_loss` on the cores (0: left out).
 
     Returns
     -------
@@ -139,4 +142,6 @@ def window_loss(
         err_s = ((smooth_images(x, fwhm) - truth_s) ** 2).sum(dim=(-2, -1)) + floor_s
         total = total + raw_weight * (10 * torch.log10(err_raw / sig_raw)).mean()
         total = total + smooth_weight * (10 * torch.log10(err_s / sig_s)).mean()
+        if faint_weight:
+            total = total + faint_weight * faint_loss(x, truth, problems.sigma, fwhm).mean()
     return total / len(estimates)

@@ -55,3 +55,14 @@ def test_the_faint_loss_counts_a_missed_faint_source_where_the_snr_does_not():
     faint_bright = faint_loss(bright_off, truth, sigma, fwhm)
     assert torch.all(faint_missed > faint_bright + 40.0)  # dB
     assert torch.all(faint_loss(truth, truth, sigma, fwhm) < -100.0)
+
+
+def test_the_window_loss_adds_the_faint_term_of_the_cores_by_its_weight():
+    win = _draw(CFG)
+    x = 0.5 * win.truth
+    core = win.core
+    faint = faint_loss(x[:, core, core], win.truth[:, core, core], win.sigma,
+                       win.beam_fwhm_pix).mean()  # fmt: skip
+    with_faint = float(window_loss([x], win, faint_weight=0.7))
+    assert with_faint == pytest.approx(float(window_loss([x], win)) + 0.7 * float(faint), rel=1e-6)
+    assert float(faint) < 0.0  # half the truth is nearer than nothing (0 dB)
