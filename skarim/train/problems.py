@@ -66,12 +66,16 @@ class ProblemConfig:
         Brightest context pixel over the tile's brightest, drawn log-uniformly.
     bright_prob : float
         Fraction of tiles given one bright point source on top of their sky
-        (:func:`with_bright_source`): faint emission beside a source up to ``1e4`` times
-        brighter, as a pipeline window near a bright source holds. The skies the default
-        draws span one or two decades of flux.
+        (:func:`with_bright_source`): faint emission near the noise beside a source up to
+        ``1e4`` times brighter, as a pipeline window near a bright source holds. The skies
+        the default draws span one or two decades of flux, and their noise follows the
+        brightest source.
     bright_ratio : tuple of float
-        The bright source's flux over the tile's brightest pixel before it, drawn
-        log-uniformly.
+        The bright source's flux over the tile's brightest pixel before it, log-uniform (at
+        most ``dynamic_range[1] / bright_snr``).
+    bright_snr : tuple of float
+        In a tile given a bright source, the peak of its own sky's dirty image over the
+        noise, log-uniform: the noise follows the faint sky, not ``dynamic_range``.
     """
 
     tile: int = 64
@@ -85,6 +89,7 @@ class ProblemConfig:
     context_flux: tuple[float, float] = (0.01, 10.0)
     bright_prob: float = 0.0
     bright_ratio: tuple[float, float] = (10.0, 1e4)
+    bright_snr: tuple[float, float] = (1.0, 300.0)
 
 
 @dataclass
@@ -241,28 +246,34 @@ def random_tile_sky(rng: np.random.Generator, tile: int, beam_pix: float) -> np.
     return sky / sky.max()
 
 
-def with_bright_source(
-    rng: np.random.Generator, sky: np.ndarray, ratio: tuple[float, float]
+def _convolved_tile(
+    field: np.ndarray, sampling: np.ndarray, inner: tuple[slice, slice]
 ) -> np.ndarray:
-    """A sky with one point source added on a random pixel, brightest pixel 1 again.
+    """``PSF (*) field`` (``sampling`` its ``(2 side)^2`` transfer function), cut to the tile."""
+    side = field.shape[0]
+    spec = np.fft.fft2(np.pad(field, ((0, side), (0, side))))
+    return np.fft.ifft2(sampling * spec).real[:side, :side][inner]
+
+
+def with_bright_source(rng: np.random.Generator, sky: np.ndarray, ratio: float) -> np.ndarray:
+    """A sky with one point source of ``ratio`` times its brightest pixel on a random pixel.
 
     Parameters
     ----------
     rng : numpy.random.Generator
     sky : numpy.ndarray
-        ``(t, t)`` non-negative sky, maximum 1.
-    ratio : tuple of float
-        Bounds of the new source's flux over ``sky``'s maximum, drawn log-uniformly.
+        ``(t, t)`` non-negative sky.
+    ratio : float
+        The new source's flux over ``sky``'s maximum.
 
     Returns
     -------
     numpy.ndarray
-        ``(t, t)`` sky, maximum 1: the old sky is ``1 / ratio`` of the new source or fainter.
+        ``(t, t)`` new sky (``sky`` is left as it was).
     """
     out = sky.copy()
-    flux = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
-    out[rng.integers(0, sky.shape[0]), rng.integers(0, sky.shape[1])] += flux
-    return out / out.max()
+    out[rng.integers(0, sky.shape[0]), rng.integers(0, sky.shape[1])] += ratio * sky.max()
+    return out
 
 
 @dataclass(frozen=True)
@@ -341,16 +352,23 @@ def make_batch(
         psf, beam_pix = obs.psf(side), obs.pixels_per_beam  # (2 side, 2 side)
         field = np.zeros((side, side))
         field[inner] = sky(rng, t, beam_pix)
-        if cfg.bright_prob and rng.random() < cfg.bright_prob:
-            field[inner] = with_bright_source(rng, field[inner], cfg.bright_ratio)
         if c and rng.random() < cfg.context_prob:
             ratio = np.exp(rng.uniform(*np.log(cfg.context_flux)))
             field += ratio * sky(rng, side, beam_pix)
         sampling = np.clip(np.fft.fft2(np.fft.ifftshift(psf)).real, 0.0, None)  # M
-        spec = np.fft.fft2(np.pad(field, ((0, side), (0, side))))
-        clean = np.fft.ifft2(sampling * spec).real[:side, :side][inner]  # PSF (*) x, in the tile
-        dr = np.exp(rng.uniform(*np.log(cfg.dynamic_range)))
-        sigma = clean.max() / dr
+        clean = _convolved_tile(field, sampling, inner)  # PSF (*) x, in the tile
+        if cfg.bright_prob and rng.random() < cfg.bright_prob:
+            snr = np.exp(rng.uniform(*np.log(cfg.bright_snr)))
+            sigma = clean.max() / snr
+            ratio = np.exp(rng.uniform(*np.log(cfg.bright_ratio)))
+            field[inner] = with_bright_source(
+                rng, field[inner], min(ratio, cfg.dynamic_range[1] / snr)
+            )
+            clean = _convolved_tile(field, sampling, inner)
+            peak = field[inner].max()
+            field, clean, sigma = field / peak, clean / peak, sigma / peak
+        else:
+            sigma = clean.max() / np.exp(rng.uniform(*np.log(cfg.dynamic_range)))
         shape = (2 * side, 2 * side)
         noise = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.sqrt(2)
         noise_img = np.fft.ifft2(np.sqrt(sampling) * noise, norm="ortho").real[:side, :side]

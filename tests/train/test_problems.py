@@ -39,24 +39,26 @@ def test_context_sky_puts_sidelobes_into_the_tile_that_its_truth_cannot_explain(
     assert torch.all(unexplained > 1e-3 * batch.dirty.abs().amax(dim=(-2, -1)))
 
 
-def test_a_bright_source_puts_the_tiles_sky_below_it_by_the_drawn_ratio():
-    rng = np.random.default_rng(5)
+def test_a_bright_source_is_the_drawn_ratio_times_the_skys_brightest_pixel():
     sky = np.zeros((16, 16))
-    sky[3, 4], sky[10, 12] = 1.0, 0.2
-    bright = with_bright_source(rng, sky, (100.0, 1000.0))
-    assert bright.max() == 1.0
-    added = bright - sky * bright[3, 4]  # the old sky, scaled as the new one is
-    assert np.count_nonzero(np.abs(added) > 1e-12) == 1
-    assert 1e-3 <= bright[3, 4] <= 1e-2 + 1e-12  # the old brightest over the new source
-    assert bright[10, 12] == pytest.approx(0.2 * bright[3, 4])
+    sky[3, 4], sky[10, 12] = 0.5, 0.1
+    bright = with_bright_source(np.random.default_rng(5), sky, 300.0)
+    added = bright - sky
+    assert np.count_nonzero(added) == 1 and added.max() == pytest.approx(150.0)
+    assert sky[3, 4] == 0.5  # the input is left as it was
 
 
-def test_bright_prob_one_gives_every_tile_a_dominant_point():
-    cfg = _noise_free(ProblemConfig(**{**BASE.__dict__, "bright_prob": 1.0,
-                                       "bright_ratio": (1e3, 1e4)}))  # fmt: skip
-    truth = make_batch(np.random.default_rng(6), 6, cfg).truth.numpy()
-    second = np.sort(truth.reshape(6, -1), axis=1)[:, -2]  # the next brightest pixel
-    assert np.all(truth.reshape(6, -1).max(axis=1) == 1.0) and np.all(second <= 1e-3 + 1e-12)
-    # without the option the same stream draws skies of one or two decades of flux
-    plain = make_batch(np.random.default_rng(6), 6, _noise_free(BASE)).truth.numpy()
-    assert np.median(np.sort(plain.reshape(6, -1), axis=1)[:, -2]) > 1e-3
+def test_in_a_bright_source_tile_the_noise_follows_the_faint_sky():
+    cfg = ProblemConfig(**{**BASE.__dict__, "bright_prob": 1.0, "bright_ratio": (1e3, 1e4),
+                           "bright_snr": (20.0, 20.0), "dynamic_range": (10.0, 1e12)})  # fmt: skip
+    batch = make_batch(np.random.default_rng(6), 6, cfg)
+    truth = batch.truth.numpy().reshape(6, -1)
+    second = np.sort(truth, axis=1)[:, -2]  # the next brightest pixel
+    assert np.all(truth.max(axis=1) == 1.0) and np.all(second <= 1e-3 + 1e-12)
+    faint = batch.truth.clone().reshape(6, -1)
+    faint[np.arange(6), truth.argmax(axis=1)] = 0.0  # the sky without its bright source
+    batch.truth = faint.reshape(batch.truth.shape)
+    faint_peak = _tile_convolution(batch).amax(dim=(-2, -1))
+    # the faint sky's dirty peak is 20 sigma (up to the pixel the bright source took)
+    assert torch.allclose(faint_peak / batch.sigma, torch.full((6,), 20.0, dtype=torch.float64),
+                          rtol=0.05)  # fmt: skip
