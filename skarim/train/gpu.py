@@ -33,7 +33,6 @@ from skarim.deconv.rim import RIMConfig
 from skarim.deconv.weights import load_rim
 from skarim.errors import InputError, SkarimError
 from skarim.train.gpu_problems import WindowConfig
-from skarim.train.gpu_sky import SkyConfig
 from skarim.train.gpu_trainer import Budget, GpuTrainConfig, train_gpu
 
 __all__ = ["config_from_flags", "main"]
@@ -51,14 +50,13 @@ _RECIPE_FLAGS = {
     "seed": (None, "seed"),
     "init": (None, "init"),
     "faint_loss_weight": (None, "faint_loss_weight"),
-    "bright_prob": ("sky", "bright_prob"),
+    "bright_prob": ("problems", "bright_prob"),
 }
 
 
 def _recipe_value(cfg: GpuTrainConfig, flag: str) -> Any:
     part, name = _RECIPE_FLAGS[flag]
-    owner = {None: cfg, "rim": cfg.rim, "problems": cfg.problems, "sky": cfg.problems.sky}
-    return getattr(owner[part], name)
+    return getattr(getattr(cfg, part) if part else cfg, name)
 
 
 def config_from_flags(args: argparse.Namespace) -> GpuTrainConfig:
@@ -95,12 +93,11 @@ def config_from_flags(args: argparse.Namespace) -> GpuTrainConfig:
     if args.init:  # the sizes of the network it holds, read without running code
         rim = load_rim(Path(args.init), torch.device("cpu")).config
     rim = RIMConfig(hidden=given.pop("hidden", rim.hidden), steps=given.pop("steps", rim.steps))
-    window = {k: given.pop(k) for k in ("core", "halo", "context") if k in given}
-    sky = SkyConfig(bright_prob=given.pop("bright_prob", SkyConfig.bright_prob))
+    window = {k: given.pop(k) for k in ("core", "halo", "context", "bright_prob") if k in given}
     return GpuTrainConfig(
         out=str(args.out),
         rim=rim,
-        problems=WindowConfig(**window, sky=sky),
+        problems=WindowConfig(**window),
         batch=args.batch or GpuTrainConfig.batch,
         **given,
     )

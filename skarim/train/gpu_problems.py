@@ -82,6 +82,16 @@ class WindowConfig:
         Brightest pixel of the sky beyond over the window's brightest, log-uniform.
     sky : SkyConfig
         Sky components.
+    bright_prob : float
+        Fraction of windows (not noise-only) given one more point source, anywhere in the
+        window, halo included: faint emission near the noise beside a source up to ``1e4``
+        times brighter (:class:`skarim.train.problems.ProblemConfig` draws the same).
+    bright_ratio : tuple of float
+        The bright source's flux over the window's brightest pixel before it, log-uniform
+        (at most ``dynamic_range[1] / bright_snr``).
+    bright_snr : tuple of float
+        In a window given a bright source, its own sky's dirty peak over the noise,
+        log-uniform: the noise follows the faint sky, not ``dynamic_range``.
     """
 
     core: int = 256
@@ -101,6 +111,9 @@ class WindowConfig:
     context_prob: float = 0.5
     context_flux: tuple[float, float] = (0.01, 10.0)
     sky: SkyConfig = field(default_factory=SkyConfig)
+    bright_prob: float = 0.0
+    bright_ratio: tuple[float, float] = (10.0, 1e4)
+    bright_snr: tuple[float, float] = (1.0, 300.0)
 
     @property
     def window(self) -> int:
@@ -258,6 +271,28 @@ def _window_skies(
     return sky + beyond.scaled(torch.as_tensor(ratio, device=device)).masked(keep), empty
 
 
+def _bright_points(
+    rng: np.random.Generator, sky: Skies, empty: np.ndarray, snr: np.ndarray, cfg: WindowConfig
+) -> Skies:
+    """One point per field in its window: ``bright_ratio`` times the window's brightest
+    pixel (at most ``dynamic_range[1] / snr``) for a ``bright_prob`` fraction of the windows
+    that hold sky, 0 for the others."""
+    b, w, c = len(empty), cfg.window, cfg.context
+    yx = rng.uniform(c, c + w - 1, (b, 1, 2))
+    on_centre = rng.random(b) < cfg.sky.on_centre_prob
+    yx[on_centre] = np.rint(yx[on_centre])
+    ratio = log_uniform(rng, cfg.bright_ratio, b)
+    ratio = np.minimum(ratio, cfg.dynamic_range[1] / snr)
+    chosen = (rng.random(b) < cfg.bright_prob) & ~empty
+    brightest = sky.truth()[:, c : c + w, c : c + w].amax(dim=(-2, -1))  # (b,)
+    flux = torch.as_tensor(ratio * chosen, device=brightest.device) * brightest
+    return Skies(
+        torch.zeros_like(sky.extended),
+        torch.tensor(yx, dtype=torch.float64, device=brightest.device),
+        flux[:, None].float(),
+    )
+
+
 def draw_windows(
     rng: np.random.Generator,
     gen: torch.Generator,
@@ -298,6 +333,13 @@ def draw_windows(
         empty, log_uniform(rng, cfg.empty_sidelobes, b), log_uniform(rng, cfg.dynamic_range, b)
     )
     sigma = torch.where(peak > 0, peak / torch.as_tensor(over, device=device), 1.0)  # (b,)
+    if cfg.bright_prob:
+        snr = log_uniform(rng, cfg.bright_snr, b)
+        bright = _bright_points(rng, sky, empty, snr, cfg)
+        clean = clean + torch.fft.ifft2(sampling * bright.spectrum(n)).real[inner]
+        snr_t = torch.as_tensor(snr, device=device)
+        sigma = torch.where(bright.point_flux[:, 0] > 0, peak / snr_t, sigma)
+        sky = sky + bright
     z = torch.randn(*sampling.shape, dtype=torch.complex64, generator=gen, device=device)
     noise = torch.fft.ifft2(noise_spec.sqrt().float() * z, norm="ortho").real[inner]
     unit = (0.5 * noise_spec.mean(dim=(-2, -1))).sqrt()  # (b,) noise std before scaling

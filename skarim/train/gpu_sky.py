@@ -42,12 +42,6 @@ class SkyConfig:
         Fraction of skies whose point sources sit on pixel centres.
     max_points, max_gaussians : int
         Caps on the counts per sky.
-    bright_prob : float
-        Fraction of skies given one more point source, ``bright_ratio`` times their
-        brightest pixel, in their region: faint emission beside a source up to ``1e4`` times
-        brighter (:class:`skarim.train.problems.ProblemConfig` draws the same on the CPU).
-    bright_ratio : tuple of float
-        The bright source's flux over the sky's brightest pixel before it, log-uniform.
     """
 
     points: tuple[float, float] = (0.3, 100.0)
@@ -57,8 +51,6 @@ class SkyConfig:
     on_centre_prob: float = 0.5
     max_points: int = 256
     max_gaussians: int = 16
-    bright_prob: float = 0.0
-    bright_ratio: tuple[float, float] = (10.0, 1e4)
 
 
 @dataclass
@@ -283,26 +275,4 @@ def draw_skies(
         torch.tensor(flux, dtype=torch.float32, device=device),
     )
     peak = skies.truth().amax(dim=(-2, -1))  # (b,)
-    skies = skies.scaled(1.0 / peak)
-    if cfg.bright_prob:
-        skies = skies + _bright_points(rng, skies, lo, hi, cfg)
-        skies = skies.scaled(1.0 / skies.truth().amax(dim=(-2, -1)))
-    return skies
-
-
-def _bright_points(
-    rng: np.random.Generator, skies: Skies, lo: int, hi: int, cfg: SkyConfig
-) -> Skies:
-    """One point per sky in ``[lo, hi - 1]``: ``bright_ratio`` Jy for a ``bright_prob``
-    fraction of the skies (of peak 1), 0 for the others; no extended emission."""
-    b = skies.extended.shape[0]
-    yx = rng.uniform(lo, hi - 1, (b, 1, 2))
-    on_centre = rng.random(b) < cfg.on_centre_prob
-    yx[on_centre] = np.rint(yx[on_centre])
-    flux = log_uniform(rng, cfg.bright_ratio, b) * (rng.random(b) < cfg.bright_prob)
-    device = skies.extended.device
-    return Skies(
-        torch.zeros_like(skies.extended),
-        torch.tensor(yx, dtype=torch.float64, device=device),
-        torch.tensor(flux[:, None], dtype=torch.float32, device=device),
-    )
+    return skies.scaled(1.0 / peak)

@@ -106,7 +106,7 @@ def test_the_bright_sky_and_faint_loss_flags_are_the_stored_recipe(tmp_path, cap
          "--bright-prob", "0.5", "--faint-loss-weight", "0.7")  # fmt: skip
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["faint_loss_weight"] == 0.7
-    assert stored["problems"]["sky"]["bright_prob"] == 0.5
+    assert stored["problems"]["bright_prob"] == 0.5
     capsys.readouterr()
     assert main([*TINY, "--out", str(tmp_path / "run"), "--bright-prob", "0.2"]) == 2
     assert "--bright-prob 0.2 (the run has 0.5)" in capsys.readouterr().err

@@ -53,3 +53,18 @@ def test_the_noise_level_follows_the_drawn_dynamic_range():
     win = _draw(replace(BASE, dynamic_range=(50.0, 50.0), context=8, context_prob=0.0))
     peak = win.dirty.abs().amax(dim=(-2, -1))  # the noise, 1/50 of it, barely moves it
     torch.testing.assert_close(peak / win.sigma, torch.full((6,), 50.0), rtol=0.1, atol=0)
+
+
+def test_a_bright_source_window_has_noise_set_by_its_faint_sky():
+    on_centre = SkyConfig(on_centre_prob=1.0)
+    cfg = replace(BASE, sky=on_centre, bright_prob=1.0, bright_ratio=(1e3, 1e4),
+                  bright_snr=(20.0, 20.0), dynamic_range=(3.0, 1e12))  # fmt: skip
+    win = _draw(cfg)
+    truth = win.truth.reshape(6, -1)
+    top2 = truth.topk(2, dim=1).values  # the bright source over the window's own sky
+    assert torch.all(top2[:, 1] <= 1e-3 * top2[:, 0] * (1 + 1e-5))
+    faint = truth.clone()
+    faint[torch.arange(6), truth.argmax(dim=1)] = 0.0
+    faint_dirty = TileOperator(win.psf.double()).normal(faint.reshape(win.truth.shape).double())
+    snr = faint_dirty.amax(dim=(-2, -1)) / win.sigma.double()
+    torch.testing.assert_close(snr, torch.full((6,), 20.0, dtype=torch.float64), rtol=0.05, atol=0)

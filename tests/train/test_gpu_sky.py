@@ -64,18 +64,3 @@ def test_drawn_skies_peak_at_one_with_their_points_inside_the_region():
     assert torch.all((yx >= 8) & (yx <= 39))
     on_centre = (skies.point_yx == skies.point_yx.round()).all(dim=-1).all(dim=-1)  # (b,)
     assert 0 < int(on_centre.sum()) < 6  # some skies on pixel centres, some off
-
-
-def test_bright_prob_adds_a_point_that_puts_the_rest_of_the_sky_below_the_ratio():
-    cfg = SkyConfig(points=(5.0, 20.0), gaussians=(0.5, 2.0), bright_prob=1.0,
-                    bright_ratio=(1e3, 1e4), on_centre_prob=1.0)  # fmt: skip
-    skies = draw_skies(
-        np.random.default_rng(7), torch.Generator().manual_seed(7), np.full(6, 4.0), 48,
-        (8, 40), cfg, CPU,
-    )  # fmt: skip
-    truth = skies.truth()
-    torch.testing.assert_close(truth.amax(dim=(-2, -1)), torch.ones(6))
-    bright = skies.point_flux[:, -1]  # the added point, last in each sky
-    torch.testing.assert_close(bright, skies.point_flux.amax(dim=1))
-    rest = skies.point_flux[:, :-1].amax(dim=1)  # the sky's own points (on pixel centres)
-    assert torch.all(rest <= 1e-3 * bright * (1 + 1e-5)) and torch.all(bright > 0.99)
