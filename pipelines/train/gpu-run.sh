@@ -7,7 +7,9 @@
 # Trains `python -m skarim.train.gpu` for $MINUTES (default 7) into $OUT/run: it resumes
 # pipelines/train/checkpoints/rim-gpu when that folder holds a GPU run, else starts a new run
 # from $INIT (default: the shipped weights, skarim/weights/rim.pt; INIT= starts from scratch). $EXTRA
-# adds flags to a new run (e.g. EXTRA="--hidden 48 --steps 10" with INIT=). Then runs
+# adds flags to a new run (default: rim-faint's bright-source windows and faint loss,
+# "--bright-prob 0.33 --faint-loss-weight 1.0"; e.g. EXTRA="--hidden 48 --steps 10" with INIT=
+# instead). Then runs
 # bench/rim_throughput.py --device cuda. What it leaves in $OUT (7 files):
 #   run/{config.json,state.pt,best.pt,quality.json,log.jsonl}, train.log, throughput.txt
 # To carry the run on next time, copy $OUT/run to pipelines/train/checkpoints/rim-gpu.
@@ -26,7 +28,7 @@ if [ -f "$RESUME/state.pt" ]; then
     cp -r "$RESUME" "$OUT/run"
 else
     [ -n "$INIT" ] && flags+=(--init "$INIT")
-    read -r -a extra <<< "${EXTRA:-}"
+    read -r -a extra <<< "${EXTRA---bright-prob 0.33 --faint-loss-weight 1.0}"
     flags+=("${extra[@]}")
 fi
 
