@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from skarim.beam import beam_area
 from skarim.deconv.clean import hogbom, projected_gradient
@@ -76,6 +77,11 @@ class TrainConfig:
     faint_loss_weight : float
         Weight of the loss term on beam-smoothed images compressed by ``asinh`` at a few
         times the noise (:func:`~skarim.train.objective.faint_loss`): 0 leaves it out.
+    ema_decay : float
+        Validation, ``best.pt`` and ``quality.json`` take an exponential moving average of
+        the weights over the steps (``torch.optim.swa_utils``, this decay per step; it
+        starts at the weights the run starts or resumes from without one); 0 takes the
+        weights of the last step.
     seed : int
         Seed of the training stream; validation uses ``seed + 1000003``.
     device : str
@@ -107,6 +113,7 @@ class TrainConfig:
     val_every: int = 250
     smooth_loss_weight: float = 1.0
     faint_loss_weight: float = 0.0
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     threads: int = 2
@@ -281,6 +288,10 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
         sched.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["rng"]
         step, best, elapsed = state["step"], state["best"], state["elapsed_s"]
+    ema = _averaged(model, cfg.ema_decay)
+    if ema is not None and state_path.exists() and "ema" in state:
+        ema.load_state_dict(state["ema"])
+    scored = model if ema is None else ema.module  # what validation and best.pt take
 
     amp = device.type == "cuda"
     t_start = time.time() - elapsed
@@ -303,10 +314,12 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
         losses.append(float(loss.detach()))
         if step % cfg.val_every == 0 or step == cfg.total_steps:
-            scores = evaluate(model, val, device, cfg.passes)
+            scores = evaluate(scored, val, device, cfg.passes)
             rec = {
                 "step": step,
                 "loss": float(np.mean(losses)),
@@ -317,7 +330,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
             losses = []
             if scores["smoothed_snr_db"] > best:
                 best = scores["smoothed_snr_db"]
-                save_weights(model, run / "best.pt")
+                save_weights(scored, run / "best.pt")
                 quality = {
                     "step": step,
                     "validation_problems": cfg.val_problems,
@@ -337,6 +350,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
                     "step": step,
                     "best": best,
                     "elapsed_s": time.time() - t_start,
+                    **({} if ema is None else {"ema": ema.state_dict()}),
                 },
                 state_path,
             )
@@ -344,6 +358,15 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
                 fh.write(json.dumps(rec) + "\n")
             log(rec)
     return run
+
+
+def _averaged(model: RIM, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights, starting at them; None for 0."""
+    if not decay:
+        return None
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    ema.update_parameters(model)  # the first update copies the weights as they are
+    return ema
 
 
 def _initial_model(cfg: TrainConfig, device: torch.device) -> RIM:

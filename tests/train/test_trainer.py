@@ -91,3 +91,23 @@ def test_a_run_with_the_faint_loss_on_bright_source_tiles_trains(tmp_path):
     assert np.isfinite(record["loss"])
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
     assert not torch.equal(state["model"]["out.weight"], rim.out.weight)
+
+
+def test_with_a_moving_average_validation_and_best_weights_take_the_average(tmp_path):
+    rim = _trained_a_little()
+    save_weights(rim, tmp_path / "init.pt")
+    cfg = TrainConfig(
+        run_dir=str(tmp_path / "run"), rim=RIMConfig(hidden=4, steps=2), problems=SMALL,
+        batch=2, total_steps=3, val_problems=2, val_every=3, warmup_steps=1, threads=1,
+        device="cpu", lr=1e-2, ema_decay=1.0 - 1e-6, init_from=str(tmp_path / "init.pt"),
+    )  # fmt: skip
+    train(cfg)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["state_dict"]
+    moved = (state["model"]["out.weight"] - rim.out.weight.detach()).abs().max()
+    kept = (best["out.weight"] - rim.out.weight.detach()).abs().max()
+    assert float(moved) > 1e-3 and float(kept) < 1e-3 * float(moved)  # float32 rounding
+    # the average's own score is the one logged
+    val = make_batch(np.random.default_rng(cfg.seed + 1_000_003), 2, SMALL)
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert record["val"] == pytest.approx(evaluate(rim, val, torch.device("cpu"), 1), abs=1e-3)
