@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from skarim.beam import fwhm_to_sigma
+from skarim.beam import beam_area, fwhm_to_sigma
 from skarim.deconv.operator import MeasurementOperator
 from skarim.deconv.rim import RIM
 
@@ -70,8 +70,7 @@ def faint_loss(
     torch.Tensor
         ``(b,)`` ``10 log10(|c(x) - c(truth)|^2 / |c(truth)|^2)``.
     """
-    sig = fwhm_to_sigma(fwhm_pix).to(truth.dtype)
-    per_beam = (2 * np.pi * sig**2).reshape(-1, 1, 1)  # Jy/pixel smoothed -> Jy/beam
+    per_beam = beam_area(fwhm_pix).to(truth.dtype).reshape(-1, 1, 1)  # Jy/pixel -> Jy/beam
     knee = (knee_sigma * sigma.to(truth.dtype)).reshape(-1, 1, 1)
     c_est = torch.asinh(smooth_images(estimate, fwhm_pix) * per_beam / knee)
     c_true = torch.asinh(smooth_images(truth, fwhm_pix) * per_beam / knee)
