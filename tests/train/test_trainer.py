@@ -25,6 +25,17 @@ def _trained_a_little() -> RIM:
     return rim
 
 
+def _run_from_init(tmp_path, rim: RIM, **changes) -> TrainConfig:  # noqa: ANN001
+    """A two-step run of a tiny network that starts from ``rim`` (saved as its init)."""
+    save_weights(rim, tmp_path / "init.pt")
+    recipe = dict(
+        run_dir=str(tmp_path / "run"), rim=RIMConfig(hidden=4, steps=2), problems=SMALL,
+        batch=2, total_steps=2, val_problems=2, val_every=2, warmup_steps=1, threads=1,
+        device="cpu", init_from=str(tmp_path / "init.pt"),
+    )  # fmt: skip
+    return TrainConfig(**{**recipe, **changes})
+
+
 @torch.no_grad()
 def test_warm_starts_are_the_networks_own_estimates_for_the_first_part_of_the_batch():
     batch = make_batch(np.random.default_rng(0), 4, SMALL).to("cpu")
@@ -54,12 +65,7 @@ def test_two_pass_validation_scores_the_second_pass():
 
 def test_a_run_starts_from_init_weights_and_scores_them_first(tmp_path):
     rim = _trained_a_little()
-    save_weights(rim, tmp_path / "init.pt")
-    cfg = TrainConfig(
-        run_dir=str(tmp_path / "run"), rim=RIMConfig(hidden=4, steps=2), problems=SMALL,
-        batch=2, total_steps=2, val_problems=2, val_every=2, warmup_steps=1, threads=1,
-        device="cpu", warm_start=0.5, init_from=str(tmp_path / "init.pt"),
-    )  # fmt: skip
+    cfg = _run_from_init(tmp_path, rim, warm_start=0.5)
     train(cfg)
     baselines = json.loads((tmp_path / "run" / "baselines.json").read_text())
     val = make_batch(np.random.default_rng(cfg.seed + 1_000_003), 2, SMALL)
@@ -79,13 +85,8 @@ def test_init_weights_of_another_size_are_refused(tmp_path):
 
 def test_a_run_with_the_faint_loss_on_bright_source_tiles_trains(tmp_path):
     rim = _trained_a_little()
-    save_weights(rim, tmp_path / "init.pt")
     problems = ProblemConfig(**{**SMALL.__dict__, "bright_prob": 1.0})
-    cfg = TrainConfig(
-        run_dir=str(tmp_path / "run"), rim=RIMConfig(hidden=4, steps=2), problems=problems,
-        batch=2, total_steps=2, val_problems=2, val_every=2, warmup_steps=1, threads=1,
-        device="cpu", faint_loss_weight=0.5, init_from=str(tmp_path / "init.pt"),
-    )  # fmt: skip
+    cfg = _run_from_init(tmp_path, rim, problems=problems, faint_loss_weight=0.5)
     train(cfg)
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(record["loss"])
@@ -95,12 +96,8 @@ def test_a_run_with_the_faint_loss_on_bright_source_tiles_trains(tmp_path):
 
 def test_with_a_moving_average_validation_and_best_weights_take_the_average(tmp_path):
     rim = _trained_a_little()
-    save_weights(rim, tmp_path / "init.pt")
-    cfg = TrainConfig(
-        run_dir=str(tmp_path / "run"), rim=RIMConfig(hidden=4, steps=2), problems=SMALL,
-        batch=2, total_steps=3, val_problems=2, val_every=3, warmup_steps=1, threads=1,
-        device="cpu", lr=1e-2, ema_decay=1.0 - 1e-6, init_from=str(tmp_path / "init.pt"),
-    )  # fmt: skip
+    cfg = _run_from_init(tmp_path, rim, total_steps=3, val_every=3, lr=1e-2,
+                         ema_decay=1.0 - 1e-6)  # fmt: skip
     train(cfg)
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["state_dict"]
