@@ -50,6 +50,7 @@ _RECIPE_FLAGS = {
     "seed": (None, "seed"),
     "init": (None, "init"),
     "faint_loss_weight": (None, "faint_loss_weight"),
+    "sharp_loss_weight": (None, "sharp_loss_weight"),
     "bright_prob": ("problems", "bright_prob"),
 }
 
@@ -87,8 +88,10 @@ def config_from_flags(args: argparse.Namespace) -> GpuTrainConfig:
             raise InputError(f"--{flag.replace('_', '-')} must be at least {least}")
     if not 0 <= given.get("warm_start", 0) <= 1 or given.get("lr", 1) <= 0:
         raise InputError("--warm-start must be within [0, 1] and --lr positive")
-    if not 0 <= given.get("bright_prob", 0) <= 1 or given.get("faint_loss_weight", 0) < 0:
-        raise InputError("--bright-prob must be within [0, 1] and --faint-loss-weight >= 0")
+    if not 0 <= given.get("bright_prob", 0) <= 1:
+        raise InputError("--bright-prob must be within [0, 1]")
+    if min(given.get("faint_loss_weight", 0), given.get("sharp_loss_weight", 0)) < 0:
+        raise InputError("--faint-loss-weight and --sharp-loss-weight must be >= 0")
     rim = RIMConfig()
     if args.init:  # the sizes of the network it holds, read without running code
         rim = load_rim(Path(args.init), torch.device("cpu")).config
@@ -125,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
         ("val-problems", int),
         ("seed", int),
         ("faint-loss-weight", float),
+        ("sharp-loss-weight", float),
         ("bright-prob", float),
     ):
         p.add_argument(f"--{flag}", type=kind, default=None)

@@ -68,6 +68,9 @@ class GpuTrainConfig:
     faint_loss_weight : float
         Weight of the loss term that counts sources near the noise
         (:func:`skarim.train.objective.faint_loss`); 0 leaves it out.
+    sharp_loss_weight : float
+        Weight of the same term on unsmoothed images (``faint_loss(smoothed=False)``); 0
+        leaves it out.
     """
 
     out: str
@@ -81,6 +84,7 @@ class GpuTrainConfig:
     seed: int = 0
     init: str | None = None
     faint_loss_weight: float = 0.0
+    sharp_loss_weight: float = 0.0
 
     @property
     def passes(self) -> int:
@@ -136,7 +140,12 @@ def _train_step(
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         x0 = warm_starts(model, win, cfg.warm_start)
         est = model(win.dirty, win.sigma, TileOperator(win.psf), x0=x0)
-        loss = window_loss([e.float() for e in est], win, faint_weight=cfg.faint_loss_weight)
+        loss = window_loss(
+            [e.float() for e in est],
+            win,
+            faint_weight=cfg.faint_loss_weight,
+            sharp_weight=cfg.sharp_loss_weight,
+        )
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

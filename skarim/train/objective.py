@@ -45,14 +45,17 @@ def faint_loss(
     sigma: torch.Tensor,
     fwhm_pix: torch.Tensor,
     knee_sigma: float = 3.0,
+    smoothed: bool = True,
 ) -> torch.Tensor:
-    """Relative error (dB) of beam-smoothed images compressed by ``asinh``, per problem.
+    """Relative error (dB) of images compressed by ``asinh``, per problem.
 
     Both images are smoothed to the beam and expressed in Jy/beam (a point of ``F`` Jy peaks
     at ``F``), then mapped through ``asinh(image / (knee_sigma * sigma))``: linear up to a few
     times the noise, logarithmic above. A source ten times the noise then weighs about as
     much as one a thousand times brighter, where the SNR terms count only a tile's brightest
-    source.
+    source. With ``smoothed=False`` the images are compressed as they are, in Jy/pixel (a
+    point of ``F`` Jy is ``F`` on its pixel): a faint point source spread over its
+    neighbours then costs as much as a bright one, which the smoothed form does not see.
 
     Parameters
     ----------
@@ -64,16 +67,21 @@ def faint_loss(
         ``(b,)`` synthesised-beam FWHM, pixels.
     knee_sigma : float
         Where the compression turns from linear to logarithmic, in noise units.
+    smoothed : bool
+        Compare beam-smoothed images (Jy/beam), or the images themselves (Jy/pixel).
 
     Returns
     -------
     torch.Tensor
         ``(b,)`` ``10 log10(|c(x) - c(truth)|^2 / |c(truth)|^2)``.
     """
-    per_beam = beam_area(fwhm_pix).to(truth.dtype).reshape(-1, 1, 1)  # Jy/pixel -> Jy/beam
     knee = (knee_sigma * sigma.to(truth.dtype)).reshape(-1, 1, 1)
-    c_est = torch.asinh(smooth_images(estimate, fwhm_pix) * per_beam / knee)
-    c_true = torch.asinh(smooth_images(truth, fwhm_pix) * per_beam / knee)
+    if smoothed:
+        per_beam = beam_area(fwhm_pix).to(truth.dtype).reshape(-1, 1, 1)  # Jy/pixel -> Jy/beam
+        estimate = smooth_images(estimate, fwhm_pix) * per_beam
+        truth = smooth_images(truth, fwhm_pix) * per_beam
+    c_est = torch.asinh(estimate / knee)
+    c_true = torch.asinh(truth / knee)
     signal = (c_true**2).sum(dim=(-2, -1))
     err = ((c_est - c_true) ** 2).sum(dim=(-2, -1))
     return 10 * torch.log10((err + 1e-12 * signal) / signal)
@@ -100,6 +108,7 @@ def window_loss(
     smooth_weight: float = 1.0,
     raw_weight: float = 0.25,
     faint_weight: float = 0.0,
+    sharp_weight: float = 0.0,
 ) -> torch.Tensor:
     """Negative SNR (dB) of the windows' cores against truth, over problems and steps.
 
@@ -120,6 +129,8 @@ def window_loss(
         Weights of the smoothed and raw terms.
     faint_weight : float
         Weight of :func:`faint_loss` on the cores (0: left out).
+    sharp_weight : float
+        Weight of :func:`faint_loss` with ``smoothed=False`` on the cores (0: left out).
 
     Returns
     -------
@@ -143,4 +154,7 @@ def window_loss(
         total = total + smooth_weight * (10 * torch.log10(err_s / sig_s)).mean()
         if faint_weight:
             total = total + faint_weight * faint_loss(x, truth, problems.sigma, fwhm).mean()
+        if sharp_weight:
+            sharp = faint_loss(x, truth, problems.sigma, fwhm, smoothed=False)
+            total = total + sharp_weight * sharp.mean()
     return total / len(estimates)

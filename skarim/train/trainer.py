@@ -77,6 +77,9 @@ class TrainConfig:
     faint_loss_weight : float
         Weight of the loss term on beam-smoothed images compressed by ``asinh`` at a few
         times the noise (:func:`~skarim.train.objective.faint_loss`): 0 leaves it out.
+    sharp_loss_weight : float
+        Weight of the same term on the images unsmoothed (``faint_loss(smoothed=False)``),
+        which rewards putting faint point sources on their pixels: 0 leaves it out.
     ema_decay : float
         Validation, ``best.pt`` and ``quality.json`` take an exponential moving average of
         the weights over the steps (``torch.optim.swa_utils``, this decay per step; it
@@ -113,6 +116,7 @@ class TrainConfig:
     val_every: int = 250
     smooth_loss_weight: float = 1.0
     faint_loss_weight: float = 0.0
+    sharp_loss_weight: float = 0.0
     ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
@@ -181,13 +185,14 @@ def rim_loss(
     smooth_weight: float,
     raw_weight: float = 0.25,
     faint_weight: float = 0.0,
+    sharp_weight: float = 0.0,
 ) -> torch.Tensor:
     """Negative SNR (dB) against truth, beam-smoothed and raw, averaged over problems and steps.
 
     The loss is the validation metric itself: scale-free, so faint and bright skies count
     alike, and every unrolled step is scored. ``faint_weight`` adds
     :func:`~skarim.train.objective.faint_loss`, which counts faint sources beside a bright
-    one in the same tile.
+    one in the same tile, and ``sharp_weight`` the same on unsmoothed images.
     """
     truth_s = smooth_images(batch.truth, batch.beam_fwhm_pix)  # (b, t, t)
     sig_raw = (batch.truth**2).sum(dim=(-2, -1))  # (b,)
@@ -203,6 +208,9 @@ def rim_loss(
         if faint_weight:
             faint = faint_loss(x, batch.truth, batch.sigma, batch.beam_fwhm_pix)
             total = total + faint_weight * faint.mean()
+        if sharp_weight:
+            sharp = faint_loss(x, batch.truth, batch.sigma, batch.beam_fwhm_pix, smoothed=False)
+            total = total + sharp_weight * sharp.mean()
     return total / len(estimates)
 
 
@@ -308,6 +316,7 @@ def train(cfg: TrainConfig, log: Callable[[dict[str, Any]], None] = lambda rec: 
                 batch.per_channel,
                 cfg.smooth_loss_weight,
                 faint_weight=cfg.faint_loss_weight,
+                sharp_weight=cfg.sharp_loss_weight,
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()

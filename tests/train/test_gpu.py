@@ -103,11 +103,14 @@ def test_the_gpu_node_needs_torch_and_numpy_alone():
 
 def test_the_bright_sky_and_faint_loss_flags_are_the_stored_recipe(tmp_path, capsys):
     _run(tmp_path / "run", "--hidden", "4", "--steps", "2", "--max-steps", "1",
-         "--bright-prob", "0.5", "--faint-loss-weight", "0.7")  # fmt: skip
+         "--bright-prob", "0.5", "--faint-loss-weight", "0.7",
+         "--sharp-loss-weight", "0.3")  # fmt: skip
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["faint_loss_weight"] == 0.7
+    assert stored["sharp_loss_weight"] == 0.3
     assert stored["problems"]["bright_prob"] == 0.5
     capsys.readouterr()
     assert main([*TINY, "--out", str(tmp_path / "run"), "--bright-prob", "0.2"]) == 2
     assert "--bright-prob 0.2 (the run has 0.5)" in capsys.readouterr().err
     assert main([*TINY, "--out", str(tmp_path / "new"), "--bright-prob", "2"]) == 2
+    assert main([*TINY, "--out", str(tmp_path / "new"), "--sharp-loss-weight", "-1"]) == 2

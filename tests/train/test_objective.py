@@ -57,12 +57,35 @@ def test_the_faint_loss_counts_a_missed_faint_source_where_the_snr_does_not():
     assert torch.all(faint_loss(truth, truth, sigma, fwhm) < -100.0)
 
 
-def test_the_window_loss_adds_the_faint_term_of_the_cores_by_its_weight():
+def test_the_unsmoothed_faint_loss_counts_a_faint_source_spread_over_its_neighbours():
+    truth = torch.zeros(1, 48, 48, dtype=torch.float64)
+    truth[:, 24, 24], truth[:, 10, 36] = 1.0, 1e-3  # 1e4 and 10 times the noise
+    sigma = torch.full((1,), 1e-4, dtype=torch.float64)
+    fwhm = torch.full((1,), 4.0, dtype=torch.float64)
+    spread = truth.clone()
+    spread[:, 9:12, 35:38] = 1e-3 / 9  # the faint source's flux over 3 x 3 pixels
+    smoothed = faint_loss(spread, truth, sigma, fwhm)
+    sharp = faint_loss(spread, truth, sigma, fwhm, smoothed=False)
+    assert float(smoothed) < -30.0  # well inside a 4-pixel beam: the smoothed form barely sees it
+    assert float(sharp) > float(smoothed) + 20.0
+    # unsmoothed, spreading the faint source costs about as much as leaving it out
+    missed = truth.clone()
+    missed[:, 10, 36] = 0.0
+    assert float(sharp) == pytest.approx(float(faint_loss(missed, truth, sigma, fwhm,
+                                                          smoothed=False)), abs=1.0)  # fmt: skip
+
+
+def test_the_window_loss_adds_the_faint_and_sharp_terms_of_the_cores_by_their_weights():
     win = _draw(CFG)
     x = 0.5 * win.truth
     core = win.core
-    faint = faint_loss(x[:, core, core], win.truth[:, core, core], win.sigma,
-                       win.beam_fwhm_pix).mean()  # fmt: skip
+    args = (x[:, core, core], win.truth[:, core, core], win.sigma, win.beam_fwhm_pix)
+    faint = faint_loss(*args).mean()
+    sharp = faint_loss(*args, smoothed=False).mean()
+    plain = float(window_loss([x], win))
     with_faint = float(window_loss([x], win, faint_weight=0.7))
-    assert with_faint == pytest.approx(float(window_loss([x], win)) + 0.7 * float(faint), rel=1e-6)
+    assert with_faint == pytest.approx(plain + 0.7 * float(faint), rel=1e-6)
+    with_sharp = float(window_loss([x], win, sharp_weight=0.4))
+    assert with_sharp == pytest.approx(plain + 0.4 * float(sharp), rel=1e-6)
     assert float(faint) < 0.0  # half the truth is nearer than nothing (0 dB)
+    assert float(sharp) < 0.0

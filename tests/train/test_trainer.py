@@ -83,10 +83,11 @@ def test_init_weights_of_another_size_are_refused(tmp_path):
         train(cfg)
 
 
-def test_a_run_with_the_faint_loss_on_bright_source_tiles_trains(tmp_path):
+def test_a_run_with_the_faint_and_sharp_losses_on_bright_source_tiles_trains(tmp_path):
     rim = _trained_a_little()
     problems = ProblemConfig(**{**SMALL.__dict__, "bright_prob": 1.0})
-    cfg = _run_from_init(tmp_path, rim, problems=problems, faint_loss_weight=0.5)
+    cfg = _run_from_init(tmp_path, rim, problems=problems, faint_loss_weight=0.5,
+                         sharp_loss_weight=0.5)  # fmt: skip
     train(cfg)
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(record["loss"])
