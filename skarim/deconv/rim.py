@@ -110,6 +110,13 @@ class RIM(nn.Module):
             layer.to(dtype)
         return self
 
+    @staticmethod
+    def tile_scale(dirty: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Per-tile scale ``s = max(max(dirty), sigma)``, shape ``(batch, 1, 1)``; of term 0
+        for a ``(batch, K, t, t)`` stack of terms."""
+        peak = (dirty if dirty.ndim == 3 else dirty[:, 0]).amax(dim=(-2, -1))  # (b,)
+        return torch.maximum(peak, sigma.to(dirty.dtype)).reshape(-1, 1, 1)
+
     def forward(
         self,
         dirty: torch.Tensor,

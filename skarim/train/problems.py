@@ -7,7 +7,7 @@ observation (layout, declination, duration, frequency, cell, weighting), and the
 The uv sampling of a problem is the observation's uv points binned onto the ``2t`` grid's
 cells (both Hermitian halves), weighted natural, uniform or Briggs: the training stand-in for
 the ducc0 PSF that the pipeline measures. Sky scale is arbitrary (brightest ~1): the RIM sees
-tiles divided by a scale set by the emission near each pixel (:mod:`skarim.deconv.rim_scale`).
+tiles divided by a per-tile scale.
 """
 
 from __future__ import annotations
