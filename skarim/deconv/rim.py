@@ -2,9 +2,8 @@
 
 The cell follows the seed talk: embedding conv 5x5, conv-GRU 3x3, conv 3x3 dilated 2,
 conv-GRU 3x3, conv 1x1 to the update. Inputs at each step are the estimate, the data-term
-gradient and its Fourier-preconditioned version, all divided by a scale ``s`` that the
-emission near each pixel sets (:func:`skarim.deconv.rim_scale.local_scale`), and the noise
-level ``sigma / s`` as a plane (docs/design.md section 6).
+gradient and its Fourier-preconditioned version, all divided by a per-tile scale ``s``, and
+the noise level ``sigma / s`` as a constant plane (docs/design.md section 6).
 
 Each step is a learned correction on top of a projected, preconditioned gradient step::
 
@@ -34,7 +33,6 @@ import torch
 from torch import nn
 
 from skarim.deconv.operator import MeasurementOperator
-from skarim.deconv.rim_scale import local_scale
 
 __all__ = ["RIMConfig", "ConvGRUCell", "RIM", "expand_terms"]
 
@@ -155,7 +153,7 @@ class RIM(nn.Module):
             x0 = None if x0 is None else x0[:, None]
         b, k, ny, nx = dirty.shape
         layers = self.embed.weight.dtype  # float32, or bfloat16 (:meth:`cast_layers`)
-        s = local_scale(dirty, sigma)[:, None]  # (b, 1, t, t)
+        s = self.tile_scale(dirty, sigma)[:, None]  # (b, 1, 1, 1)
         x = torch.zeros_like(dirty) if x0 is None else x0
         noise_plane = (sigma.to(dirty.dtype).reshape(-1, 1, 1, 1) / s).expand(b, 1, ny, nx)
         h1 = dirty.new_zeros(b, self.config.hidden, ny, nx, dtype=layers)
