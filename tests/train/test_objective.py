@@ -39,11 +39,17 @@ def test_on_a_noise_only_window_one_invented_source_of_sigma_costs_3_db():
     assert loss == pytest.approx(1.25 * 10 * np.log10(2), abs=0.1)
 
 
+def _bright_and_faint(n: int, fwhm_pix: float) -> tuple[torch.Tensor, ...]:
+    """``n`` 48^2 skies of a 1 Jy point and a 1 mJy one (1e4 and 10 times the noise), the
+    noise (1e-4 Jy/beam) and the beam FWHM of each."""
+    truth = torch.zeros(n, 48, 48, dtype=torch.float64)
+    truth[:, 24, 24], truth[:, 10, 36] = 1.0, 1e-3
+    sigma = torch.full((n,), 1e-4, dtype=torch.float64)
+    return truth, sigma, torch.full((n,), fwhm_pix, dtype=torch.float64)
+
+
 def test_the_faint_loss_counts_a_missed_faint_source_where_the_snr_does_not():
-    truth = torch.zeros(2, 48, 48, dtype=torch.float64)
-    truth[:, 24, 24], truth[:, 10, 36] = 1.0, 1e-3  # 1e4 and 10 times the noise
-    sigma = torch.full((2,), 1e-4, dtype=torch.float64)
-    fwhm = torch.full((2,), 3.0, dtype=torch.float64)
+    truth, sigma, fwhm = _bright_and_faint(2, 3.0)
     missed = truth.clone()
     missed[:, 10, 36] = 0.0  # the faint source left out
     bright_off = truth.clone()
@@ -58,10 +64,7 @@ def test_the_faint_loss_counts_a_missed_faint_source_where_the_snr_does_not():
 
 
 def test_the_unsmoothed_faint_loss_counts_a_faint_source_spread_over_its_neighbours():
-    truth = torch.zeros(1, 48, 48, dtype=torch.float64)
-    truth[:, 24, 24], truth[:, 10, 36] = 1.0, 1e-3  # 1e4 and 10 times the noise
-    sigma = torch.full((1,), 1e-4, dtype=torch.float64)
-    fwhm = torch.full((1,), 4.0, dtype=torch.float64)
+    truth, sigma, fwhm = _bright_and_faint(1, 4.0)
     spread = truth.clone()
     spread[:, 9:12, 35:38] = 1e-3 / 9  # the faint source's flux over 3 x 3 pixels
     smoothed = faint_loss(spread, truth, sigma, fwhm)
