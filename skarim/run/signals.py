@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -70,6 +71,9 @@ def interrupts() -> Iterator[list[int]]:
         received.append(signum)
         if len(received) > 1:
             return
+        # the interrupt abandons the store reads in flight (zarr coroutines never awaited):
+        # without this the interpreter warns of each at exit, after the run's last line
+        warnings.filterwarnings("ignore", r"coroutine .* was never awaited", RuntimeWarning)
         if _State.shield:
             _State.pending = True
             return
