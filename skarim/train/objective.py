@@ -18,7 +18,7 @@ from skarim.deconv.rim import RIM
 if TYPE_CHECKING:
     from skarim.train.gpu_problems import WindowProblems
 
-__all__ = ["faint_loss", "smooth_images", "warm_starts", "window_loss"]
+__all__ = ["faint_loss", "faint_terms", "smooth_images", "warm_starts", "window_loss"]
 
 
 class _Problems(Protocol):
@@ -87,6 +87,28 @@ def faint_loss(
     return 10 * torch.log10((err + 1e-12 * signal) / signal)
 
 
+def faint_terms(
+    estimate: torch.Tensor,
+    truth: torch.Tensor,
+    sigma: torch.Tensor,
+    fwhm_pix: torch.Tensor,
+    faint_weight: float,
+    sharp_weight: float,
+) -> torch.Tensor:
+    """The weighted :func:`faint_loss` terms of a batch, smoothed and unsmoothed, dB.
+
+    ``faint_weight`` times the mean smoothed form plus ``sharp_weight`` times the mean
+    unsmoothed one (``smoothed=False``); a zero weight leaves its term uncomputed.
+    """
+    total = truth.new_zeros(())
+    if faint_weight:
+        total = total + faint_weight * faint_loss(estimate, truth, sigma, fwhm_pix).mean()
+    if sharp_weight:
+        sharp = faint_loss(estimate, truth, sigma, fwhm_pix, smoothed=False)
+        total = total + sharp_weight * sharp.mean()
+    return total
+
+
 def warm_starts(model: RIM, problems: _Problems, fraction: float) -> torch.Tensor | None:
     """Starting models: the network's detached estimate for the first ``fraction`` of a batch.
 
@@ -152,9 +174,5 @@ def window_loss(
         err_s = ((smooth_images(x, fwhm) - truth_s) ** 2).sum(dim=(-2, -1)) + floor_s
         total = total + raw_weight * (10 * torch.log10(err_raw / sig_raw)).mean()
         total = total + smooth_weight * (10 * torch.log10(err_s / sig_s)).mean()
-        if faint_weight:
-            total = total + faint_weight * faint_loss(x, truth, problems.sigma, fwhm).mean()
-        if sharp_weight:
-            sharp = faint_loss(x, truth, problems.sigma, fwhm, smoothed=False)
-            total = total + sharp_weight * sharp.mean()
+        total = total + faint_terms(x, truth, problems.sigma, fwhm, faint_weight, sharp_weight)
     return total / len(estimates)

@@ -30,7 +30,7 @@ from skarim.deconv.device import select_device
 from skarim.deconv.rim import RIM, RIMConfig, expand_terms
 from skarim.deconv.weights import atomic_save, read_weights, save_weights
 from skarim.metrics import smoothed_snr_db, snr_db
-from skarim.train.objective import faint_loss, smooth_images, warm_starts
+from skarim.train.objective import faint_terms, smooth_images, warm_starts
 from skarim.train.problems import ProblemBatch, ProblemConfig, make_batch
 from skarim.train.spectral_problems import SpectralBatch, SpectralConfig, make_spectral_batch
 
@@ -205,12 +205,9 @@ def rim_loss(
             total + raw_weight * (10 * torch.log10((err_raw + 1e-12 * sig_raw) / sig_raw)).mean()
         )
         total = total + smooth_weight * (10 * torch.log10((err_s + 1e-12 * sig_s) / sig_s)).mean()
-        if faint_weight:
-            faint = faint_loss(x, batch.truth, batch.sigma, batch.beam_fwhm_pix)
-            total = total + faint_weight * faint.mean()
-        if sharp_weight:
-            sharp = faint_loss(x, batch.truth, batch.sigma, batch.beam_fwhm_pix, smoothed=False)
-            total = total + sharp_weight * sharp.mean()
+        total = total + faint_terms(
+            x, batch.truth, batch.sigma, batch.beam_fwhm_pix, faint_weight, sharp_weight
+        )
     return total / len(estimates)
 
 
